@@ -1,0 +1,74 @@
+package cmd
+
+import (
+	"errors"
+	"strings"
+)
+
+// Exit codes of rtckit. This is the one place where errors become exit codes;
+// docs/exit-codes.md documents every value.
+const (
+	// ExitOK means the command did what was asked and every check passed.
+	ExitOK = 0
+	// ExitFailure is an unexpected error (I/O, internal failure).
+	ExitFailure = 1
+	// ExitUsage is a bad flag, argument or URI.
+	ExitUsage = 2
+	// ExitNoUDP means no UDP reply came from any server while another transport worked.
+	ExitNoUDP = 3
+	// ExitUnreachable means no server answered over any transport.
+	ExitUnreachable = 4
+	// ExitInconclusive means servers answered but the behaviour could not be classified.
+	ExitInconclusive = 5
+)
+
+// exitError carries an explicit exit code and whether the message was already shown.
+type exitError struct {
+	code   int
+	err    error
+	silent bool
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return "exit status"
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as a usage error (exit code 2).
+func usageError(err error) error {
+	return &exitError{code: ExitUsage, err: err}
+}
+
+// resultError reports an unhealthy result whose details the command has
+// already printed; only the exit code is left to give.
+func resultError(code int, err error) error {
+	return &exitError{code: code, err: err, silent: false}
+}
+
+// ExitCode maps an error returned by a command to rtckit's exit code.
+func ExitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// Errors raised by cobra itself for unknown commands and bad arguments.
+	msg := err.Error()
+	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "invalid argument"} {
+		if strings.HasPrefix(msg, prefix) {
+			return ExitUsage
+		}
+	}
+	return ExitFailure
+}
+
+func isSilent(err error) bool {
+	var ee *exitError
+	return errors.As(err, &ee) && ee.silent
+}
