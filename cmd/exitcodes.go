@@ -3,6 +3,9 @@ package cmd
 import (
 	"errors"
 	"strings"
+
+	"github.com/rtckit/rtckit/diag/stunprobe"
+	"github.com/rtckit/rtckit/peer"
 )
 
 // Exit codes of rtckit. This is the one place where errors become exit codes;
@@ -43,20 +46,23 @@ func usageError(err error) error {
 	return &exitError{code: ExitUsage, err: err}
 }
 
-// resultError reports an unhealthy result whose details the command has
-// already printed; only the exit code is left to give.
-func resultError(code int, err error) error {
-	return &exitError{code: code, err: err, silent: false}
-}
-
 // ExitCode maps an error returned by a command to rtckit's exit code.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
+	switch {
+	case errors.As(err, &ee):
 		return ee.code
+	case errors.Is(err, peer.ErrBadURI):
+		return ExitUsage
+	case errors.Is(err, stunprobe.ErrNoUDP):
+		return ExitNoUDP
+	case errors.Is(err, stunprobe.ErrUnreachable):
+		return ExitUnreachable
+	case errors.Is(err, stunprobe.ErrInconclusive):
+		return ExitInconclusive
 	}
 	// Errors raised by cobra itself for unknown commands and bad arguments.
 	msg := err.Error()
