@@ -241,5 +241,35 @@ func (p *prober) localAddrTowards(network string, dst netip.AddrPort) (netip.Add
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	return local.Addr(), nil
+	if !local.Addr().IsUnspecified() {
+		return local.Addr(), nil
+	}
+	// Some networks (pion's vnet) do not pick a source address for an
+	// unbound socket: use the first non-loopback address of the family.
+	return p.interfaceAddr(dst.Addr())
+}
+
+// interfaceAddr returns the first non-loopback interface address of dst's family.
+func (p *prober) interfaceAddr(dst netip.Addr) (netip.Addr, error) {
+	ifaces, err := p.net.Interfaces()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			pfx, err := netip.ParsePrefix(a.String())
+			if err != nil {
+				continue
+			}
+			ip := pfx.Addr().Unmap()
+			if ip.Is4() == dst.Is4() && !ip.IsLoopback() && !ip.IsUnspecified() {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no local %s address", map[bool]string{true: "IPv4", false: "IPv6"}[dst.Is4()])
 }
