@@ -62,7 +62,7 @@ func (p *prober) probeFamily(ctx context.Context, f family) *FamilyReport {
 			p.addBinding(t.index, Binding{Transport: "udp", Family: f.name, Status: StatusNoRoute, Server: t.addr.String(), Error: err.Error()})
 		}
 		fr.Status = StatusNoRoute
-		fr.Verdict = Verdict{RFC4787: "not tested", Classic: "no route", WebRTC: fmt.Sprintf("no %s route from this host: %s candidates will not work", f.name, f.name)}
+		fr.Verdict = Verdict{RFC4787: "not tested", Classic: "no route", WebRTC: fmt.Sprintf("no %s route from this host: %s candidates will not work", familyTitle(f.name), familyTitle(f.name))}
 		return fr
 	}
 	fr.Local = local.String()

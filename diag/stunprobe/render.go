@@ -15,21 +15,21 @@ func WriteText(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "UDP: %s   TCP: %s\n", yesNo(r.UDP, "answered", "no reply", "not tested"), yesNo(r.TCP, "answered", "no reply", "not tested"))
 
 	b.WriteString("\nServers\n")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, s := range r.Servers {
-		info := ""
+		fmt.Fprintf(&b, "  %s", s.URI)
 		if s.RFC5780 != nil {
-			info = "RFC 5780: " + yesNo(s.RFC5780, "yes", "no", "")
+			b.WriteString("  RFC 5780: " + yesNo(s.RFC5780, "yes", "no", ""))
 		}
 		if s.Software != "" {
-			info += fmt.Sprintf("  software %q", s.Software)
+			fmt.Fprintf(&b, "  software %q", s.Software)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", s.URI, info)
+		b.WriteString("\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, bd := range s.Bindings {
 			fmt.Fprintf(tw, "    %s %s\t%s\t%s\n", bd.Transport, bd.Family, bd.Status, bindingDetail(bd))
 		}
+		_ = tw.Flush()
 	}
-	_ = tw.Flush()
 
 	for _, f := range r.Families {
 		writeFamily(&b, f)
