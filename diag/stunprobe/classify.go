@@ -265,5 +265,9 @@ func verdict(udp bool, behindNAT *bool, m, f Behavior) Verdict {
 
 // conclusive reports whether a verdict names the NAT well enough for WebRTC.
 func (v Verdict) conclusive() bool {
-	return v.Classic != "unknown" && v.Classic != "cone NAT (filtering unknown)"
+	switch v.Classic {
+	case "unknown", "cone NAT (filtering unknown)", "no NAT (filtering unknown)":
+		return false
+	}
+	return true
 }

@@ -166,6 +166,7 @@ func TestVerdict(t *testing.T) {
 		{false, nil, NotTested, NotTested, "UDP blocked", true},
 		{true, no, EndpointIndependent, EndpointIndependent, "open internet (no NAT)", true},
 		{true, no, EndpointIndependent, AddressPortDependent, "no NAT, stateful firewall", true},
+		{true, no, Inconclusive, Inconclusive, "no NAT (filtering unknown)", false},
 		{true, yes, EndpointIndependent, EndpointIndependent, "full cone", true},
 		{true, yes, EndpointIndependent, AddressDependent, "restricted cone", true},
 		{true, yes, EndpointIndependent, AddressPortDependent, "port-restricted cone", true},

@@ -1,0 +1,122 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/rtckit/rtckit/diag/stunprobe"
+	"github.com/rtckit/rtckit/stunserver"
+)
+
+// runCLI runs rtckit in-process and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Run(context.Background(), Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
+	return code, out.String(), errOut.String()
+}
+
+// startStunServer serves STUN in-process on loopback; alternate enables RFC 5780.
+func startStunServer(t *testing.T, alternate bool) stunserver.Addrs {
+	t.Helper()
+	cfg := stunserver.Config{PrimaryIP: netip.MustParseAddr("127.0.0.1"), TCP: true, RateLimit: -1}
+	if alternate {
+		cfg.AlternateIP, cfg.EnableChangeRequest = netip.MustParseAddr("127.0.0.2"), true
+	}
+	srv, err := stunserver.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return srv.Addrs()
+}
+
+func TestStunProbeUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad scheme", []string{"stun", "probe", "-s", "http://example.com"}, "scheme"},
+		{"bad port", []string{"stun", "probe", "-s", "stun:127.0.0.1:99999"}, "port"},
+		{"authority form", []string{"stun", "probe", "-s", "stun://127.0.0.1"}, "stun://"},
+		{"turn server", []string{"stun", "probe", "-s", "turn:127.0.0.1"}, "TURN server"},
+		{"unknown transport", []string{"stun", "probe", "-s", "stun:127.0.0.1", "--transport", "sctp"}, "unknown transport"},
+		{"both families excluded", []string{"stun", "probe", "-s", "stun:127.0.0.1", "-4", "-6"}, "exclude each other"},
+		{"unknown flag", []string{"stun", "probe", "--bogus"}, "unknown flag"},
+		{"stray argument", []string{"stun", "probe", "extra"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d mentioning %q", code, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+}
+
+func TestStunProbeAgainstRFC5780Server(t *testing.T) {
+	addrs := startStunServer(t, true)
+	code, stdout, stderr := runCLI(t, "--json", "stun", "probe", "-4", "-s", "stun:"+addrs.Primary.String(), "--hairpin")
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	var r stunprobe.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("decode %q: %v", stdout, err)
+	}
+	if r.Schema != stunprobe.SchemaVersion || r.Outcome != stunprobe.OutcomeOK || len(r.Families) != 1 {
+		t.Fatalf("report = %+v", r)
+	}
+	f := r.Families[0]
+	if f.Mapping.Behavior != stunprobe.EndpointIndependent || f.Filtering.Behavior != stunprobe.EndpointIndependent {
+		t.Errorf("mapping %s, filtering %s; want endpoint-independent on loopback", f.Mapping.Behavior, f.Filtering.Behavior)
+	}
+	if r.TCP == nil || !*r.TCP {
+		t.Errorf("TCP = %v, want a TCP binding", r.TCP)
+	}
+}
+
+func TestStunProbeTextEndsWithVerdict(t *testing.T) {
+	addrs := startStunServer(t, true)
+	code, stdout, stderr := runCLI(t, "stun", "probe", "-4", "--transport", "udp", "-s", "stun:"+addrs.Primary.String())
+	if code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "Verdict (IPv4): open internet (no NAT)") {
+		t.Errorf("last line %q, want the verdict", last)
+	}
+}
+
+func TestStunProbeInconclusiveWithoutRFC5780(t *testing.T) {
+	addrs := startStunServer(t, false)
+	code, stdout, _ := runCLI(t, "stun", "probe", "-4", "--transport", "udp", "-s", "stun:"+addrs.Primary.String())
+	if code != ExitInconclusive {
+		t.Errorf("exit %d, want %d (inconclusive); output:\n%s", code, ExitInconclusive, stdout)
+	}
+}
+
+func TestStunProbeUnreachable(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	code, _, stderr := runCLI(t, "stun", "probe", "--transport", "udp", "--timeout", "500ms", "-s", "stun:"+silent.LocalAddr().String())
+	if code != ExitUnreachable || !strings.Contains(stderr, "unreachable") {
+		t.Errorf("exit %d, stderr %q; want %d", code, stderr, ExitUnreachable)
+	}
+}
