@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# scripts/test.sh is rtckit's one test command, run by developers and by CI
+# (.ci/run). It installs what the tests need, checks formatting, vet and the
+# generated CLI reference, runs every test with the race detector, and gives
+# each fuzz target a short run.
+#
+# Environment:
+#   CI        Passed through untouched. When CI=true, tests that need root,
+#             network namespaces or external programs (coturn, Chromium) must
+#             fail rather than skip when those are missing.
+#   FUZZTIME  How long to run each fuzz target (a go test -fuzztime value);
+#             default 5s, 0 skips fuzzing.
+#
+# Usage: scripts/test.sh   (from any directory)
+set -euo pipefail
+
+# Debian packages the tests need. gcc and libc6-dev are for the race detector
+# (cgo); the rest are for integration tests (TURN server, network namespaces,
+# NAT rules).
+APT_PACKAGES="gcc libc6-dev coturn iproute2 iptables nftables conntrack"
+
+FUZZTIME="${FUZZTIME:-5s}"
+GO_TEST_TIMEOUT="30m"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
+die() {
+	say "FAIL: $*"
+	exit 1
+}
+step() { printf '\n==> %s\n' "$*"; }
+
+# install_packages installs the missing ones of APT_PACKAGES, and nothing when
+# all are present.
+install_packages() {
+	local missing=() pkg
+	for pkg in $APT_PACKAGES; do
+		if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$pkg")
+		fi
+	done
+	if ((${#missing[@]} == 0)); then
+		say "Debian packages present: $APT_PACKAGES"
+		return
+	fi
+	if [[ $(id -u) -ne 0 ]]; then
+		die "missing Debian packages: ${missing[*]}; install them as root:
+  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+	fi
+	say "installing Debian packages: ${missing[*]}"
+	apt-get update -qq || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# go_files lists the tracked and untracked (not ignored) Go files that exist,
+# NUL-separated.
+go_files() {
+	local file
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git ls-files -z --cached --others --exclude-standard -- '*.go'
+	else
+		find . -name '*.go' -not -path './.git/*' -print0
+	fi | while IFS= read -r -d '' file; do
+		[[ -f $file ]] && printf '%s\0' "$file"
+	done
+}
+
+# fuzz_targets prints "package-dir FuzzName" for every fuzz target.
+fuzz_targets() {
+	local file name
+	go_files | grep -z '_test\.go$' | while IFS= read -r -d '' file; do
+		{ grep -o '^func Fuzz[A-Za-z0-9_]*(' "$file" || true; } | while IFS= read -r name; do
+			name=${name#func }
+			printf '%s %s\n' "$(dirname "$file")" "${name%(}"
+		done
+	done | sort -u
+}
+
+step "environment"
+install_packages
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || die "go not found in PATH; install the Go toolchain named in go.mod"
+say "$(go version), CI=${CI:-unset}, FUZZTIME=$FUZZTIME"
+go mod download || die "go mod download failed"
+
+step "gofmt"
+unformatted=$(go_files | xargs -0 -r gofmt -l)
+if [[ -n $unformatted ]]; then
+	die "these files need gofmt -w:
+$unformatted"
+fi
+
+step "go vet"
+go vet ./... || die "go vet failed"
+
+step "generated CLI docs"
+docs_tmp=$(mktemp -d)
+trap 'rm -rf "$docs_tmp"' EXIT
+go run ./internal/gendocs -out "$docs_tmp" || die "generating the CLI docs failed"
+if ! diff -ru docs/cli "$docs_tmp"; then
+	die "docs/cli is out of date: run go generate ./cmd"
+fi
+
+step "go test -race"
+go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || die "go test failed"
+
+step "fuzz (FUZZTIME=$FUZZTIME)"
+if [[ $FUZZTIME == 0 || $FUZZTIME == 0s ]]; then
+	say "fuzzing skipped"
+else
+	mapfile -t targets < <(fuzz_targets)
+	((${#targets[@]} > 0)) || say "no fuzz targets found"
+	for target in "${targets[@]}"; do
+		read -r dir name <<<"$target"
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null ||
+			die "fuzzing $name in ./$dir failed; the failing input is under ./$dir/testdata/fuzz/$name"
+	done
+fi
+
+echo "scripts/test.sh: all checks passed"
