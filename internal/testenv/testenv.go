@@ -1,0 +1,36 @@
+// Package testenv decides what a test does when a prerequisite (root, a
+// program, a kernel feature) is missing: under CI=true it fails, elsewhere it
+// skips with the reason, so a developer's partial machine still runs the rest.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI (CI=true), where nothing may be skipped.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Require stops the test when err reports a missing prerequisite: a failure
+// in CI, a skip elsewhere.
+func Require(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if InCI() {
+		t.Fatalf("missing prerequisite (CI=true forbids skipping): %v", err)
+	}
+	t.Skipf("missing prerequisite: %v (scripts/test.sh installs it)", err)
+}
+
+// RequireProgram requires the named programs on PATH.
+func RequireProgram(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			Require(t, err)
+		}
+	}
+}
