@@ -120,3 +120,33 @@ func TestStunProbeUnreachable(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want %d", code, stderr, ExitUnreachable)
 	}
 }
+
+func TestStunProbeIPv6Loopback(t *testing.T) {
+	srv, err := stunserver.Listen(stunserver.Config{PrimaryIP: netip.MustParseAddr("::1"), TCP: true, RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	_, stdout, stderr := runCLI(t, "--json", "stun", "probe", "-s", "stun:"+srv.Addrs().Primary.String())
+	var r stunprobe.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("decode %q: %v (stderr %s)", stdout, err, stderr)
+	}
+	if len(r.Families) != 1 || r.Families[0].Family != "ipv6" || len(r.Families[0].Public) != 1 {
+		t.Fatalf("families = %+v, want one IPv6 family with a public address", r.Families)
+	}
+	if got := netip.MustParseAddrPort(r.Families[0].Public[0]).Addr(); got != netip.MustParseAddr("::1") {
+		t.Errorf("public address %s, want ::1", got)
+	}
+	for _, b := range r.Servers[0].Bindings {
+		if b.Status != stunprobe.StatusOK || b.Family != "ipv6" {
+			t.Errorf("binding %+v, want ok over IPv6", b)
+		}
+	}
+}

@@ -138,3 +138,26 @@ func TestNATLabMultiServerSymmetric(t *testing.T) {
 		t.Errorf("conflicts: %q", f.Conflicts)
 	}
 }
+
+// TestNATLabNoIPv6RouteIsAResult probes a dual-stack server list from a lab
+// client that has no IPv6 route: IPv6 is reported as "no route" and the
+// IPv4 verdict decides the exit code.
+func TestNATLabNoIPv6RouteIsAResult(t *testing.T) {
+	p := newNATLabProbe(t, natlab.NATPortRestricted)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	res := runProbe(t, p.lab.Command(ctx, p.site.Client, rtckitBin, "--json", "stun", "probe", "--transport", "udp",
+		"-s", p.server(natlab.CoturnPort), "-s", "stun:[2001:db8::10]:3478"))
+	if res.code != 0 {
+		t.Fatalf("exit %d, want 0; stderr %s", res.code, res.stderr)
+	}
+	var v6 *stunprobe.FamilyReport
+	for i, f := range res.report.Families {
+		if f.Family == "ipv6" {
+			v6 = &res.report.Families[i]
+		}
+	}
+	if v6 == nil || v6.Status != stunprobe.StatusNoRoute {
+		t.Fatalf("IPv6 family = %+v, want status no-route", v6)
+	}
+}

@@ -199,3 +199,20 @@ func TestServerIgnoringChangeRequestIsNeverOpen(t *testing.T) {
 		t.Errorf("verdict %q claims open filtering", f.Verdict.Classic)
 	}
 }
+
+// TestALGDetected checks that a MAPPED-ADDRESS differing from the
+// XOR-MAPPED-ADDRESS, as left by a middlebox rewriting payload addresses,
+// is reported.
+func TestALGDetected(t *testing.T) {
+	srv := startFake(t, func(s *fakeServer, sock int, req []byte, from *net.UDPAddr) {
+		rewritten := &stun.MappedAddress{IP: net.IPv4(10, 0, 0, 1), Port: from.Port}
+		_, _ = s.conns[sock].WriteToUDP(bindingReply(t, req, from, rewritten), from)
+	}, "127.0.0.1:0")
+	r, err := Probe(context.Background(), loopbackOptions(srv.addr(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := r.Families[0]; f.ALG == nil || !*f.ALG {
+		t.Errorf("ALG = %s, want true", fmtBool(f.ALG))
+	}
+}
