@@ -161,6 +161,14 @@ func (s *Server) Log() string { return s.log.String() }
 // Close stops coturn and removes its files. It is safe to call twice.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		defer os.RemoveAll(s.dir)
+		// Signal the process group only while the process has not been
+		// reaped: afterwards its pid may belong to someone else.
+		select {
+		case <-s.done:
+			return
+		default:
+		}
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-s.done:
@@ -168,7 +176,6 @@ func (s *Server) Close() error {
 			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 			<-s.done
 		}
-		_ = os.RemoveAll(s.dir)
 	})
 	return nil
 }
