@@ -48,14 +48,16 @@ const serveReadyTimeout = 10 * time.Second
 type child struct {
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
-	done   chan error
+	// done is closed once the process has been reaped; err is its exit error.
+	done chan struct{}
+	err  error
 }
 
 // startJSONChild starts cmd (an rtckit server run with --json) and returns
 // once it printed its "listening" event, decoded into event.
 func startJSONChild(t *testing.T, cmd *exec.Cmd, event any) *child {
 	t.Helper()
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	c := &child{cmd: cmd, done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,8 @@ func startJSONChild(t *testing.T, cmd *exec.Cmd, event any) *child {
 		}
 		close(lines)
 		_, _ = io.Copy(io.Discard, stdout)
-		c.done <- cmd.Wait()
+		c.err = cmd.Wait()
+		close(c.done)
 	}()
 	t.Cleanup(func() { c.stop(t) })
 	select {
@@ -94,6 +97,12 @@ func startJSONChild(t *testing.T, cmd *exec.Cmd, event any) *child {
 func (c *child) stop(t *testing.T) {
 	if c.cmd.Process == nil {
 		return
+	}
+	// Once reaped, the pid may belong to another process: never signal it.
+	select {
+	case <-c.done:
+		return
+	default:
 	}
 	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGINT)
 	select {
