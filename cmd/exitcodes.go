@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/rtckit/rtckit/diag/icegather"
 	"github.com/rtckit/rtckit/diag/stunprobe"
 	"github.com/rtckit/rtckit/peer"
 )
@@ -23,6 +24,9 @@ const (
 	ExitUnreachable = 4
 	// ExitInconclusive means servers answered but the behaviour could not be classified.
 	ExitInconclusive = 5
+	// ExitCheckFailed means a requested check failed: a required candidate
+	// type is missing or a relay check did not pass.
+	ExitCheckFailed = 6
 )
 
 // exitError carries an explicit exit code and whether the message was already shown.
@@ -63,6 +67,10 @@ func ExitCode(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, stunprobe.ErrInconclusive):
 		return ExitInconclusive
+	case errors.Is(err, icegather.ErrMissingTypes), errors.Is(err, icegather.ErrRelayCheckFailed):
+		return ExitCheckFailed
+	case errors.Is(err, peer.ErrICEConfig):
+		return ExitUsage
 	}
 	// Errors raised by cobra itself for unknown commands and bad arguments.
 	msg := err.Error()

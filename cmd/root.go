@@ -97,6 +97,7 @@ a browser call page, and places scripted or ad-hoc calls.`,
 	root.AddCommand(
 		newVersionCmd(g),
 		newStunCmd(g),
+		newICECmd(g),
 	)
 	return root
 }
