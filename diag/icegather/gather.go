@@ -18,6 +18,9 @@ import (
 const (
 	// DefaultTimeout bounds a whole run when the context has no deadline.
 	DefaultTimeout = 10 * time.Second
+	// ServerTimeout bounds the wait for a silent STUN server's reply, within
+	// the run's deadline.
+	ServerTimeout = 5 * time.Second
 	// DefaultRelayCheckCount is how many messages a relay check sends.
 	DefaultRelayCheckCount = 50
 	// DefaultRelayCheckInterval spaces the relay check's messages.
@@ -90,9 +93,9 @@ func Gather(ctx context.Context, opts Options) (*Report, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	gatherTimeout := DefaultTimeout
+	gatherTimeout := ServerTimeout
 	if d, ok := ctx.Deadline(); ok {
-		gatherTimeout = time.Until(d)
+		gatherTimeout = min(gatherTimeout, time.Until(d))
 	}
 	api, err := peer.NewAPI(peer.APIConfig{ICE: opts.ICE, Net: opts.Net, Logger: log, STUNGatherTimeout: gatherTimeout})
 	if err != nil {

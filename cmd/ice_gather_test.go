@@ -1,0 +1,102 @@
+package cmd
+
+import (
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/rtckit/rtckit/diag/icegather"
+)
+
+func TestICEGatherUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad STUN URI", []string{"ice", "gather", "--stun", "stun://x"}, "stun://"},
+		{"TURN given as STUN", []string{"ice", "gather", "--stun", "turn:127.0.0.1"}, "TURN URI"},
+		{"TURN without credentials", []string{"ice", "gather", "--turn", "turn:127.0.0.1"}, "needs credentials"},
+		{"bad network", []string{"ice", "gather", "--network", "sctp"}, "unknown network type"},
+		{"bad policy", []string{"ice", "gather", "--ice-policy", "direct"}, "unknown ICE transport policy"},
+		{"bad require", []string{"ice", "gather", "--require", "magic"}, "unknown candidate type"},
+		{"relay check without TURN", []string{"ice", "gather", "--relay-check"}, "needs a TURN server"},
+		{"json and ndjson", []string{"--json", "ice", "gather", "--ndjson"}, "exclude each other"},
+		{"half credentials", []string{"ice", "gather", "--turn-user", "u"}, "both a TURN user and a TURN password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d mentioning %q", code, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+}
+
+func TestICEGatherHostOnly(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "--json", "ice", "gather", "--include-loopback", "--require", "host")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r icegather.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Counts[icegather.TypeHost] == 0 || r.Schema != icegather.SchemaVersion {
+		t.Errorf("report %+v, want host candidates", r)
+	}
+	for _, c := range r.Candidates {
+		if c.Priority != c.TypePreference<<24|c.LocalPreference<<8|c.ComponentPreference {
+			t.Errorf("priority parts of %+v do not add up", c)
+		}
+	}
+}
+
+// TestICEGatherSilentAndClosedServers checks that a blackholed STUN server
+// and a TURN server that hangs up are reported per server within the
+// deadline, and that --require turns them into exit code 6.
+func TestICEGatherSilentAndClosedServers(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	hangup, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hangup.Close()
+	go func() {
+		for {
+			c, err := hangup.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close() // closes mid-allocation
+		}
+	}()
+	code, stdout, stderr := runCLI(t, "--json", "--timeout", "3s", "ice", "gather", "--network", "udp4,tcp4",
+		"--stun", "stun:"+silent.LocalAddr().String(),
+		"--turn", "turn:u:p@"+hangup.Addr().String()+"?transport=tcp", "--require", "srflx,relay")
+	if code != ExitCheckFailed {
+		t.Fatalf("exit %d, want %d; stderr %s", code, ExitCheckFailed, stderr)
+	}
+	var r icegather.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Servers) != 2 {
+		t.Fatalf("servers %+v", r.Servers)
+	}
+	if s := r.Servers[0]; s.Status != icegather.StatusFailed || s.ErrorKind != icegather.KindTimeout {
+		t.Errorf("silent STUN server: %+v, want failed with a timeout", s)
+	}
+	if s := r.Servers[1]; s.Status != icegather.StatusFailed || s.Error == "" {
+		t.Errorf("hanging-up TURN server: %+v, want failed with an error", s)
+	}
+	if len(r.Missing) != 2 {
+		t.Errorf("missing %v, want srflx and relay", r.Missing)
+	}
+}

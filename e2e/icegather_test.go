@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/netip"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/rtckit/rtckit/diag/icegather"
+	"github.com/rtckit/rtckit/internal/coturn"
+	"github.com/rtckit/rtckit/internal/testenv"
+)
+
+// gatherResult is one run of `rtckit --json ice gather`.
+type gatherResult struct {
+	code   int
+	report icegather.Report
+	stderr string
+}
+
+func runGather(t *testing.T, cmd *exec.Cmd) gatherResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := gatherResult{stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &res.report); err != nil {
+		t.Fatalf("%s: decode %q: %v (stderr %s)", cmd, stdout.String(), err, res.stderr)
+	}
+	return res
+}
+
+// startCoturnWith runs coturn on 127.0.0.1 with cfg's credentials.
+func startCoturnWith(t *testing.T, cfg coturn.Config) netip.AddrPort {
+	t.Helper()
+	testenv.RequireProgram(t, "turnserver")
+	ip := netip.MustParseAddr("127.0.0.1")
+	port, err := coturn.FreePortPair(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ListenIPs, cfg.Port, cfg.AllowLoopbackPeers = []netip.Addr{ip}, port, true
+	srv, err := coturn.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return netip.AddrPortFrom(ip, uint16(port))
+}
+
+func TestICEGatherThroughCoturn(t *testing.T) {
+	addr := startCoturnWith(t, coturn.Config{Users: []string{"alice:wonderland"}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	turnUDP := "turn:" + addr.String() + "?transport=udp"
+	turnTCP := "turn:" + addr.String() + "?transport=tcp"
+
+	t.Run("long-term credentials over UDP and TCP with relay check", func(t *testing.T) {
+		res := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--stun", "stun:"+addr.String(),
+			"--turn", turnUDP, "--turn", turnTCP, "--turn-user", "alice", "--turn-pass", "wonderland",
+			"--require", "host,srflx,relay", "--relay-check"))
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		protos := map[string]bool{}
+		for _, c := range res.report.Candidates {
+			if c.Type == icegather.TypeRelay {
+				protos[c.RelayProtocol] = true
+			}
+		}
+		if !protos["udp"] || !protos["tcp"] {
+			t.Errorf("relay protocols %v, want udp and tcp", protos)
+		}
+		if len(res.report.RelayChecks) != 2 {
+			t.Fatalf("relay checks %+v", res.report.RelayChecks)
+		}
+		for _, c := range res.report.RelayChecks {
+			if !c.Passed || c.Received == 0 {
+				t.Errorf("relay check %+v did not pass", c)
+			}
+		}
+	})
+
+	t.Run("wrong password is 401 and fails --require relay", func(t *testing.T) {
+		res := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--turn", "turn:alice:nope@"+addr.String(), "--require", "relay"))
+		if res.code != 6 {
+			t.Fatalf("exit %d, want 6: %s", res.code, res.stderr)
+		}
+		s := res.report.Servers[0]
+		if s.ErrorKind != icegather.KindUnauthorized || s.ErrorCode != 401 {
+			t.Errorf("server %+v, want unauthorized (401)", s)
+		}
+	})
+}
+
+func TestICEGatherCoturnRESTSecret(t *testing.T) {
+	const secret = "lab-shared-secret"
+	addr := startCoturnWith(t, coturn.Config{AuthSecret: secret})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--turn", "turn:"+addr.String(),
+		"--turn-secret", secret, "--turn-user", "ci", "--require", "relay", "--relay-check"))
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	if s := res.report.Servers[0]; s.Credentials != "rest" || s.Status != icegather.StatusOK {
+		t.Errorf("server %+v, want ok with REST credentials", s)
+	}
+	bad := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--turn", "turn:"+addr.String(),
+		"--turn-secret", "not-the-secret", "--require", "relay"))
+	if bad.code != 6 || bad.report.Servers[0].ErrorCode != 401 {
+		t.Errorf("wrong secret: exit %d, server %+v; want 6 and 401", bad.code, bad.report.Servers[0])
+	}
+}
