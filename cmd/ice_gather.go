@@ -24,6 +24,8 @@ type ICEGatherOptions struct {
 	RelayCheck bool
 	// RelayCount is the relay check's burst size.
 	RelayCount int
+	// ServerTimeout bounds each server's gathering.
+	ServerTimeout time.Duration
 }
 
 func newICEGatherCmd(g *GlobalOptions) *cobra.Command {
@@ -66,12 +68,16 @@ messages, reporting loss and round trip times.`,
 	f.BoolVar(&opts.NDJSON, "ndjson", false, "stream one JSON event per line: candidates, server results, relay checks, the final report")
 	f.BoolVar(&opts.RelayCheck, "relay-check", false, "prove data flows through each TURN relay (DataChannel echo burst)")
 	f.IntVar(&opts.RelayCount, "relay-count", icegather.DefaultRelayCheckCount, "messages sent by the relay check")
+	f.DurationVar(&opts.ServerTimeout, "server-timeout", icegather.DefaultServerTimeout, "how long one server may take before it counts as failed and is diagnosed")
 	return c
 }
 
 func runICEGather(ctx context.Context, g *GlobalOptions, opts *ICEGatherOptions, out io.Writer) error {
 	if opts.NDJSON && g.JSON {
 		return usageError(fmt.Errorf("--json and --ndjson exclude each other"))
+	}
+	if opts.ServerTimeout <= 0 {
+		return usageError(fmt.Errorf("--server-timeout must be positive"))
 	}
 	if opts.RelayCount < 1 {
 		return usageError(fmt.Errorf("--relay-count must be at least 1"))
@@ -93,7 +99,7 @@ func runICEGather(ctx context.Context, g *GlobalOptions, opts *ICEGatherOptions,
 	}
 	gopts := icegather.Options{
 		Servers: servers, ICE: opts.ICE, Require: opts.Require, RelayCheck: opts.RelayCheck,
-		RelayCheckCount: opts.RelayCount, Logger: g.Logger(),
+		RelayCheckCount: opts.RelayCount, ServerTimeout: opts.ServerTimeout, Logger: g.Logger(),
 	}
 	switch {
 	case opts.NDJSON:

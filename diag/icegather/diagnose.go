@@ -20,7 +20,7 @@ import (
 )
 
 // diagnoseTimeout bounds the direct check made on a failed server.
-const diagnoseTimeout = 3 * time.Second
+const diagnoseTimeout = 2 * time.Second
 
 // diagnosis says why a server produced no candidate.
 type diagnosis struct {

@@ -18,9 +18,10 @@ import (
 const (
 	// DefaultTimeout bounds a whole run when the context has no deadline.
 	DefaultTimeout = 10 * time.Second
-	// ServerTimeout bounds the wait for a silent STUN server's reply, within
-	// the run's deadline.
-	ServerTimeout = 5 * time.Second
+	// DefaultServerTimeout bounds how long one server may take to produce
+	// its candidates before it counts as failed and is diagnosed. A working
+	// server answers in a few round trips; only a silent one waits this long.
+	DefaultServerTimeout = 3 * time.Second
 	// DefaultRelayCheckCount is how many messages a relay check sends.
 	DefaultRelayCheckCount = 50
 	// DefaultRelayCheckInterval spaces the relay check's messages.
@@ -45,6 +46,8 @@ type Options struct {
 	// RelayCheckCount and RelayCheckInterval shape the relay check's burst.
 	RelayCheckCount    int
 	RelayCheckInterval time.Duration
+	// ServerTimeout bounds each server's gathering (DefaultServerTimeout when zero).
+	ServerTimeout time.Duration
 	// Net replaces the host network (pion's vnet in tests).
 	Net transport.Net
 	// Logger receives pion's logs and progress; nil discards them.
@@ -93,7 +96,10 @@ func Gather(ctx context.Context, opts Options) (*Report, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	gatherTimeout := ServerTimeout
+	if opts.ServerTimeout <= 0 {
+		opts.ServerTimeout = DefaultServerTimeout
+	}
+	gatherTimeout := opts.ServerTimeout
 	if d, ok := ctx.Deadline(); ok {
 		gatherTimeout = min(gatherTimeout, time.Until(d))
 	}
@@ -189,7 +195,9 @@ func (g *gatherer) gatherServer(ctx context.Context, api *webrtc.API, i int, s p
 		relayProto = sr.Transport
 	}
 	n := 0
-	first, err := g.gatherPC(ctx, api, g.opts.ICE.Configuration([]peer.ICEServer{s}), func(c *webrtc.ICECandidate) bool {
+	serverCtx, cancel := context.WithTimeout(ctx, g.opts.ServerTimeout)
+	defer cancel()
+	first, err := g.gatherPC(serverCtx, api, g.opts.ICE.Configuration([]peer.ICEServer{s}), func(c *webrtc.ICECandidate) bool {
 		if c.Typ.String() == sr.Expected {
 			n++ // under g.mu, see gatherPC
 		}
@@ -263,7 +271,7 @@ func (g *gatherer) gatherPC(ctx context.Context, api *webrtc.API, cfg webrtc.Con
 	select {
 	case <-done:
 	case <-ctx.Done():
-		waitErr = fmt.Errorf("gathering did not finish before the deadline")
+		waitErr = fmt.Errorf("no candidate before the server timeout")
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
