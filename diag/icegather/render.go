@@ -8,7 +8,7 @@ import (
 )
 
 // CandidateHeader is the header line above FormatCandidate lines.
-const CandidateHeader = "  time      type   proto  address                                   priority (type|local|comp)  related               server"
+const CandidateHeader = "  time      type   proto  address                                   priority (type|local|comp) related               server"
 
 // FormatCandidate renders one candidate as a line of text.
 func FormatCandidate(c Candidate) string {
@@ -28,8 +28,9 @@ func FormatCandidate(c Candidate) string {
 	if c.RelayProtocol != "" {
 		server += " (relay over " + c.RelayProtocol + ")"
 	}
-	return fmt.Sprintf("  %7.1fms %-6s %-6s %-41s %10d (%d|%d|%d)  %-21s %s",
-		c.ElapsedMS, c.Type, proto, addr, c.Priority, c.TypePreference, c.LocalPreference, c.ComponentPreference, related, server)
+	prio := fmt.Sprintf("%d (%d|%d|%d)", c.Priority, c.TypePreference, c.LocalPreference, c.ComponentPreference)
+	return strings.TrimRight(fmt.Sprintf("  %7.1fms %-6s %-6s %-41s %-27s %-21s %s",
+		c.ElapsedMS, c.Type, proto, addr, prio, related, server), " ")
 }
 
 // WriteText renders the whole report: every candidate, then WriteSummary.
