@@ -17,7 +17,7 @@ set -euo pipefail
 # Debian packages the tests need. gcc and libc6-dev are for the race detector
 # (cgo); the rest are for integration tests (TURN server, network namespaces,
 # NAT rules).
-APT_PACKAGES="gcc libc6-dev coturn iproute2 iptables nftables conntrack"
+APT_PACKAGES="gcc libc6-dev coturn iproute2 iptables nftables conntrack chromium"
 
 FUZZTIME="${FUZZTIME:-5s}"
 GO_TEST_TIMEOUT="30m"

@@ -1,0 +1,98 @@
+package browser
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// killLeftovers kills every process whose command line names a path under
+// dir and waits, at most timeout, for each to exit. Every Chromium process of
+// a Browser does: the helpers (zygote, renderers, network service) carry the
+// --user-data-dir under dir, the crash handlers their database under its
+// home. They normally die with the main process; this is the backstop for a
+// browser that was killed rather than closed. dir is unique to one Browser,
+// so the match cannot hit anybody else's process.
+func killLeftovers(dir string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	// A helper can fork while its parent is being killed, so look again
+	// until a pass finds nothing.
+	for range 5 {
+		pids := processesUsing(dir)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			killAndWait(pid, dir, deadline)
+		}
+	}
+	if pids := processesUsing(dir); len(pids) > 0 {
+		return fmt.Errorf("browser: chromium processes %v still use %s", pids, dir)
+	}
+	return nil
+}
+
+// killAndWait sends SIGKILL to pid through a pidfd, so that a recycled pid is
+// never signalled, and waits until the process exits or deadline passes.
+func killAndWait(pid int, dir string, deadline time.Time) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // already gone
+	}
+	defer unix.Close(fd)
+	// The pidfd pins the process we looked at; check it is still ours.
+	if !usesDir(pid, dir) {
+		return
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return
+	}
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		// A pidfd becomes readable when its process exits.
+		if _, err := unix.Poll(fds, ms); !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// processesUsing lists the processes whose command line names a path
+// under dir.
+func processesUsing(dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		if usesDir(pid, dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func usesDir(pid int, dir string) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	// Chromium's zygote children rewrite their argv into one
+	// space-separated string, so look for the path anywhere in it. The
+	// trailing slash keeps /tmp/x1 from matching /tmp/x12.
+	return bytes.Contains(cmdline, []byte(dir+"/"))
+}
