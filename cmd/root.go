@@ -98,6 +98,7 @@ a browser call page, and places scripted or ad-hoc calls.`,
 		newVersionCmd(g),
 		newStunCmd(g),
 		newICECmd(g),
+		newTurnCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,215 @@
+package turnserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"reflect"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+)
+
+// freeUDPPort returns a UDP port that was free on loopback a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: loopback.AsSlice()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestPortRange(t *testing.T) {
+	port := freeUDPPort(t)
+	cfg := labConfig()
+	cfg.MinPort, cfg.MaxPort = port, port
+	s := startServer(t, cfg)
+	relay, err := newClient(t, s, overUDP, "alice", "wonderland").allocate(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := addrPortOf(relay.LocalAddr()); got != netip.AddrPortFrom(loopback, uint16(port)) {
+		t.Errorf("relayed address %v, want 127.0.0.1:%d", got, port)
+	}
+	// The range is exhausted.
+	_, err = newClient(t, s, overUDP, "alice", "wonderland").allocate(t)
+	if code := turnCode(err); code != stun.CodeInsufficientCapacity {
+		t.Errorf("second Allocate: %v, want 508", err)
+	}
+	if info := s.Info(); info.MinPort != port || info.MaxPort != port {
+		t.Errorf("info %+v", info)
+	}
+}
+
+// TestExternalIPAndTCPRelay announces an external IP, as behind a 1:1 NAT,
+// and relays over TCP (RFC 6062), whose outgoing connection must bind the
+// relay IP rather than the announced one.
+func TestExternalIPAndTCPRelay(t *testing.T) {
+	external := netip.MustParseAddr("192.0.2.99")
+	cfg := labConfig()
+	cfg.ExternalIP = external
+	cfg.AllowLoopbackPeers = true
+	s := startServer(t, cfg)
+
+	peer, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: loopback.AsSlice()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := peer.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	defer func() {
+		_ = peer.Close()
+		<-served
+	}()
+
+	c := newClient(t, s, overTCP, "alice", "wonderland")
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	alloc, err := c.AllocateTCPWithContext(ctx)
+	if err != nil {
+		t.Fatalf("TCP Allocate: %v", err)
+	}
+	defer alloc.Close()
+	if got, _ := addrPortOf(alloc.Addr()); got.Addr() != external {
+		t.Errorf("relayed address %v, want one on %v", alloc.Addr(), external)
+	}
+	conn, err := alloc.Dial("tcp4", peer.Addr().String())
+	if err != nil {
+		t.Fatalf("Connect through the relay: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("over tcp")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("over tcp"))
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "over tcp" {
+		t.Fatalf("echo %q, %v", buf, err)
+	}
+	if st := s.Stats(); st.BytesToPeers != 8 || st.BytesFromPeers != 8 {
+		t.Errorf("stats %+v, want 8 bytes each way", st)
+	}
+	if info := s.Info(); info.ExternalIP != external || info.RelayIP != loopback {
+		t.Errorf("info %+v", info)
+	}
+}
+
+func TestTCPLimits(t *testing.T) {
+	dial := func(t *testing.T, s *Server) net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", s.Addrs().TCP.String(), ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	// waitClosed waits for the server to close c.
+	waitClosed := func(t *testing.T, c net.Conn, what string) {
+		t.Helper()
+		if err := c.SetReadDeadline(time.Now().Add(ioTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
+			t.Fatalf("%s: read %v, want the server to close the connection", what, err)
+		}
+	}
+	t.Run("max connections", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.MaxTCPConns = 1
+		s := startServer(t, cfg)
+		c := newClient(t, s, overTCP, "alice", "wonderland")
+		c.sync(t) // the first connection is being served
+		waitClosed(t, dial(t, s), "connection over the limit")
+		if st := s.Stats(); st.TCPAccepted != 1 || st.TCPRejected != 1 || st.TCPOpen != 1 {
+			t.Errorf("stats %+v, want 1 accepted, 1 rejected, 1 open", st)
+		}
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.TCPIdleTimeout = 20 * time.Millisecond
+		s := startServer(t, cfg)
+		waitClosed(t, dial(t, s), "idle connection")
+	})
+}
+
+// isReset reports whether err is a connection reset.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+func TestServeLifecycle(t *testing.T) {
+	s, err := Listen(labConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addrs().UDP
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close before Serve: %v", err)
+	}
+	if err := s.Serve(context.Background()); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve after Close: %v, want ErrServerClosed", err)
+	}
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatalf("%v still bound after Close: %v", addr, err)
+	}
+	_ = c.Close()
+
+	s = startServer(t, labConfig())
+	// An allocation shows that the first Serve runs.
+	if _, err := newClient(t, s, overUDP, "alice", "wonderland").allocate(t); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := s.Serve(ctx); !errors.Is(err, ErrAlreadyServing) {
+		t.Errorf("second Serve: %v, want ErrAlreadyServing", err)
+	}
+}
+
+func TestInfoAndURIs(t *testing.T) {
+	cert, key := writeCert(t, t.TempDir())
+	cfg := labConfig()
+	cfg.TLSCert, cfg.TLSKey = cert, key
+	cfg.Realm = "lab"
+	cfg.AuthSecret = "s"
+	cfg.QuotaPerUser = -1
+	cfg.AllowPrivatePeers = true
+	s, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := Info{Realm: "lab", RelayIP: loopback, QuotaPerUser: 0, AllowPrivatePeers: true, Users: 1, RESTAuth: true}
+	if got := s.Info(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Info = %+v, want %+v", got, want)
+	}
+	a := s.Addrs()
+	wantURIs := []string{
+		"turn:" + a.UDP.String() + "?transport=udp",
+		"turn:" + a.TCP.String() + "?transport=tcp",
+		"turns:" + a.TLS.String() + "?transport=tcp",
+	}
+	if got := a.URIs(); !reflect.DeepEqual(got, wantURIs) {
+		t.Errorf("URIs = %q, want %q", got, wantURIs)
+	}
+	v6 := Addrs{UDP: netip.MustParseAddrPort("[2001:db8::1]:3478")}
+	if got := v6.URIs(); len(got) != 1 || got[0] != "turn:[2001:db8::1]:3478?transport=udp" {
+		t.Errorf("IPv6 URIs = %q", got)
+	}
+}
