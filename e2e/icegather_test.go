@@ -120,3 +120,42 @@ func TestICEGatherCoturnRESTSecret(t *testing.T) {
 		t.Errorf("wrong secret: exit %d, server %+v; want 6 and 401", bad.code, bad.report.Servers[0])
 	}
 }
+
+// TestICEGatherRelayCheckThroughTurnServe gathers relays from `rtckit turn
+// serve` over UDP and TCP, with long-term and REST credentials, and proves
+// data flows through each.
+func TestICEGatherRelayCheckThroughTurnServe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ev struct {
+		URIs []string `json:"uris"`
+	}
+	startJSONChild(t, rtckit(ctx, "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
+		"--user", "alice:wonderland", "--auth-secret", "lab-secret", "--allow-loopback-peers"), &ev)
+	if len(ev.URIs) < 2 {
+		t.Fatalf("turn serve URIs %v, want UDP and TCP", ev.URIs)
+	}
+	for name, creds := range map[string][]string{
+		"long-term": {"--turn-user", "alice", "--turn-pass", "wonderland"},
+		"REST":      {"--turn-secret", "lab-secret"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := []string{"--json", "ice", "gather", "--require", "relay", "--relay-check"}
+			for _, u := range ev.URIs {
+				args = append(args, "--turn", u)
+			}
+			res := runGather(t, rtckit(ctx, append(args, creds...)...))
+			if res.code != 0 {
+				t.Fatalf("exit %d: %s\nservers %+v\nrelay checks %+v", res.code, res.stderr, res.report.Servers, res.report.RelayChecks)
+			}
+			if len(res.report.RelayChecks) != len(ev.URIs) {
+				t.Errorf("relay checks %+v, want one per listener", res.report.RelayChecks)
+			}
+			for _, c := range res.report.RelayChecks {
+				if !c.Passed {
+					t.Errorf("relay check %+v", c)
+				}
+			}
+		})
+	}
+}
