@@ -100,3 +100,32 @@ func TestICEGatherSilentAndClosedServers(t *testing.T) {
 		t.Errorf("missing %v, want srflx and relay", r.Missing)
 	}
 }
+
+func TestICEGatherNDJSONStream(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "ice", "gather", "--include-loopback", "--ndjson")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	candidates := 0
+	for i, line := range lines {
+		var e icegather.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %d %q: %v", i, line, err)
+		}
+		if e.Schema != icegather.SchemaVersion {
+			t.Errorf("line %d: schema %q", i, e.Schema)
+		}
+		switch e.Event {
+		case icegather.EventCandidate:
+			candidates++
+		case icegather.EventDone:
+			if i != len(lines)-1 || e.Report == nil || len(e.Report.Candidates) != candidates {
+				t.Errorf("done event at line %d of %d with %d candidates streamed: %+v", i, len(lines), candidates, e.Report)
+			}
+		}
+	}
+	if candidates == 0 {
+		t.Error("no candidate event")
+	}
+}
