@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/transport/v5"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 // Defaults applied by Listen to zero-valued Config fields.
@@ -112,15 +114,15 @@ func (c Config) normalize() (Config, error) {
 		return bad("a primary IP is required")
 	}
 	c.PrimaryIP = c.PrimaryIP.Unmap()
-	if err := checkServerIP(c.PrimaryIP); err != nil {
+	if err := netaddr.CheckServerIP(c.PrimaryIP, "STUN"); err != nil {
 		return bad("primary IP %s: %v", c.PrimaryIP, err)
 	}
-	if err := checkPort(c.Port); err != nil {
+	if err := netaddr.CheckPort(c.Port); err != nil {
 		return bad("port %d: %v", c.Port, err)
 	}
 	if c.hasAlternate() {
 		c.AlternateIP = c.AlternateIP.Unmap()
-		if err := checkServerIP(c.AlternateIP); err != nil {
+		if err := netaddr.CheckServerIP(c.AlternateIP, "STUN"); err != nil {
 			return bad("alternate IP %s: %v", c.AlternateIP, err)
 		}
 		if c.AlternateIP.Is4() != c.PrimaryIP.Is4() {
@@ -129,7 +131,7 @@ func (c Config) normalize() (Config, error) {
 		if c.AlternateIP.WithZone("") == c.PrimaryIP.WithZone("") {
 			return bad("alternate IP and primary IP are both %s", c.PrimaryIP)
 		}
-		if err := checkPort(c.AltPort); err != nil {
+		if err := netaddr.CheckPort(c.AltPort); err != nil {
 			return bad("alternate port %d: %v", c.AltPort, err)
 		}
 		if c.Port != 0 && c.Port == c.AltPort {
@@ -174,23 +176,4 @@ func (c Config) normalize() (Config, error) {
 		c.MaxTCPConns = DefaultMaxTCPConns
 	}
 	return c, nil
-}
-
-func checkServerIP(ip netip.Addr) error {
-	switch {
-	case ip.IsUnspecified():
-		return fmt.Errorf("a concrete address is needed, not the wildcard")
-	case ip.IsMulticast():
-		return fmt.Errorf("multicast addresses cannot serve STUN")
-	case ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("the broadcast address cannot serve STUN")
-	}
-	return nil
-}
-
-func checkPort(p int) error {
-	if p < 0 || p > math.MaxUint16 {
-		return fmt.Errorf("out of range 0-65535")
-	}
-	return nil
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 const (
@@ -313,7 +315,7 @@ func (s *Server) serveUDP(which socket, c transport.UDPConn) {
 			continue
 		}
 		consecutiveErrors = 0
-		src, ok := addrPortOf(addr)
+		src, ok := netaddr.AddrPortOf(addr)
 		if !ok || n > maxRequestSize {
 			s.stats.malformed.Add(1)
 			continue
@@ -384,7 +386,7 @@ func (s *Server) untrack(c net.Conn) {
 func (s *Server) serveTCP(c net.Conn) {
 	defer s.wg.Done()
 	defer s.untrack(c)
-	src, ok := addrPortOf(c.RemoteAddr())
+	src, ok := netaddr.AddrPortOf(c.RemoteAddr())
 	if !ok {
 		s.stats.malformed.Add(1)
 		return
@@ -533,37 +535,10 @@ func listenUDP(n transport.Net, ip netip.Addr, port int) (transport.UDPConn, net
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
-	ap, ok := addrPortOf(c.LocalAddr())
+	ap, ok := netaddr.AddrPortOf(c.LocalAddr())
 	if !ok {
 		_ = c.Close()
 		return nil, netip.AddrPort{}, fmt.Errorf("unexpected local address %v", c.LocalAddr())
 	}
 	return c, ap, nil
-}
-
-// addrPortOf converts a UDP or TCP net.Addr to a netip.AddrPort with any
-// IPv4-mapped IPv6 address unmapped.
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		if a == nil {
-			return ap, false
-		}
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		if a == nil {
-			return ap, false
-		}
-		ap = a.AddrPort()
-	case nil:
-		return ap, false
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
-			return ap, false
-		}
-	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	return ap, ap.IsValid()
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/vnet"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 // vnetClient is a raw STUN client on a vnet socket.
@@ -38,7 +40,7 @@ func (c *vnetClient) roundTrip(to netip.AddrPort, req *stun.Message) (*stun.Mess
 			continue
 		}
 		decoded(c.t, req, buf[:n])
-		src, ok := addrPortOf(from)
+		src, ok := netaddr.AddrPortOf(from)
 		if !ok {
 			c.t.Fatalf("bad source %v", from)
 		}
@@ -129,7 +131,7 @@ func TestVNet(t *testing.T) {
 
 	t.Run("public client", func(t *testing.T) {
 		c := listen(clientNet, "203.0.113.20")
-		local, _ := addrPortOf(c.conn.LocalAddr())
+		local, _ := netaddr.AddrPortOf(c.conn.LocalAddr())
 		for _, tc := range []struct {
 			changeIP, changePort bool
 			from                 netip.AddrPort

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/pion/transport/v5"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 // Defaults applied by Listen to zero-valued Config fields.
@@ -150,10 +152,10 @@ func (c Config) normalize() (Config, error) {
 		return bad("a listen IP is required")
 	}
 	c.ListenIP = c.ListenIP.Unmap()
-	if err := checkServerIP(c.ListenIP); err != nil {
+	if err := netaddr.CheckServerIP(c.ListenIP, "TURN"); err != nil {
 		return bad("listen IP %s: %v", c.ListenIP, err)
 	}
-	if err := checkPort(c.Port); err != nil {
+	if err := netaddr.CheckPort(c.Port); err != nil {
 		return bad("port %d: %v", c.Port, err)
 	}
 	if !c.UDP && !c.TCP && !c.tlsEnabled() {
@@ -161,7 +163,7 @@ func (c Config) normalize() (Config, error) {
 	}
 
 	if c.tlsEnabled() {
-		if err := checkPort(c.TLSPort); err != nil {
+		if err := netaddr.CheckPort(c.TLSPort); err != nil {
 			return bad("TLS port %d: %v", c.TLSPort, err)
 		}
 		if c.TCP && c.TLSPort != 0 && c.TLSPort == c.Port {
@@ -208,7 +210,7 @@ func (c Config) normalize() (Config, error) {
 		c.RelayIP = c.ListenIP
 	}
 	c.RelayIP = c.RelayIP.Unmap()
-	if err := checkServerIP(c.RelayIP); err != nil {
+	if err := netaddr.CheckServerIP(c.RelayIP, "TURN"); err != nil {
 		return bad("relay IP %s: %v", c.RelayIP, err)
 	}
 	if c.RelayIP.Is4() != c.ListenIP.Is4() {
@@ -216,7 +218,7 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.ExternalIP.IsValid() {
 		c.ExternalIP = c.ExternalIP.Unmap()
-		if err := checkServerIP(c.ExternalIP); err != nil {
+		if err := netaddr.CheckServerIP(c.ExternalIP, "TURN"); err != nil {
 			return bad("external IP %s: %v", c.ExternalIP, err)
 		}
 		if c.ExternalIP.Is4() != c.RelayIP.Is4() {
@@ -268,25 +270,6 @@ func checkCredentials(user, pass string) error {
 		return fmt.Errorf("user %q has an empty password", user)
 	case len(pass) > maxPasswordBytes:
 		return fmt.Errorf("user %q has a password longer than %d bytes", user, maxPasswordBytes)
-	}
-	return nil
-}
-
-func checkServerIP(ip netip.Addr) error {
-	switch {
-	case ip.IsUnspecified():
-		return fmt.Errorf("a concrete address is needed, not the wildcard")
-	case ip.IsMulticast():
-		return fmt.Errorf("multicast addresses cannot serve TURN")
-	case ip.Is4() && ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("the broadcast address cannot serve TURN")
-	}
-	return nil
-}
-
-func checkPort(p int) error {
-	if p < 0 || p > math.MaxUint16 {
-		return fmt.Errorf("out of range 0-65535")
 	}
 	return nil
 }

@@ -24,8 +24,9 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
-	"github.com/rtckit/rtckit/peer"
 	"go.uber.org/goleak"
+
+	"github.com/rtckit/rtckit/peer"
 )
 
 // ioTimeout bounds every network wait in the tests.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 // freeUDPPort returns a UDP port that was free on loopback a moment ago.
@@ -34,7 +36,7 @@ func TestPortRange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := addrPortOf(relay.LocalAddr()); got != netip.AddrPortFrom(loopback, uint16(port)) {
+	if got, _ := netaddr.AddrPortOf(relay.LocalAddr()); got != netip.AddrPortFrom(loopback, uint16(port)) {
 		t.Errorf("relayed address %v, want 127.0.0.1:%d", got, port)
 	}
 	// The range is exhausted.
@@ -84,7 +86,7 @@ func TestExternalIPAndTCPRelay(t *testing.T) {
 		t.Fatalf("TCP Allocate: %v", err)
 	}
 	defer alloc.Close()
-	if got, _ := addrPortOf(alloc.Addr()); got.Addr() != external {
+	if got, _ := netaddr.AddrPortOf(alloc.Addr()); got.Addr() != external {
 		t.Errorf("relayed address %v, want one on %v", alloc.Addr(), external)
 	}
 	conn, err := alloc.Dial("tcp4", peer.Addr().String())

@@ -28,6 +28,7 @@ import (
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/turn/v5"
 
+	"github.com/rtckit/rtckit/internal/netaddr"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -433,7 +434,7 @@ func (s *Server) bindOnce() (retry bool, err error) {
 			return false, fmt.Errorf("turnserver: binding UDP %s: %w", netip.AddrPortFrom(cfg.ListenIP, uint16(port)), err)
 		}
 		s.udp = &packetConn{PacketConn: c, s: s}
-		ap, ok := addrPortOf(c.LocalAddr())
+		ap, ok := netaddr.AddrPortOf(c.LocalAddr())
 		if !ok {
 			return false, fmt.Errorf("turnserver: unexpected local address %v", c.LocalAddr())
 		}
@@ -486,37 +487,10 @@ func listenTCP(n transport.Net, ip netip.Addr, port int) (net.Listener, netip.Ad
 		}
 		return nil, netip.AddrPort{}, fmt.Errorf("turnserver: binding TCP %s: %w", want, err)
 	}
-	ap, ok := addrPortOf(l.Addr())
+	ap, ok := netaddr.AddrPortOf(l.Addr())
 	if !ok {
 		_ = l.Close()
 		return nil, netip.AddrPort{}, fmt.Errorf("turnserver: unexpected local address %v", l.Addr())
 	}
 	return l, ap, nil
-}
-
-// addrPortOf converts a UDP or TCP net.Addr to a netip.AddrPort with any
-// IPv4-mapped IPv6 address unmapped.
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		if a == nil {
-			return ap, false
-		}
-		ap = a.AddrPort()
-	case *net.TCPAddr:
-		if a == nil {
-			return ap, false
-		}
-		ap = a.AddrPort()
-	case nil:
-		return ap, false
-	default:
-		var err error
-		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
-			return ap, false
-		}
-	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	return ap, ap.IsValid()
 }

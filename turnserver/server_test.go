@@ -12,6 +12,7 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
+	"github.com/rtckit/rtckit/internal/netaddr"
 	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/peer"
 )
@@ -33,7 +34,7 @@ func TestAllocate(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Allocate: %v", err)
 			}
-			got, ok := addrPortOf(relay.LocalAddr())
+			got, ok := netaddr.AddrPortOf(relay.LocalAddr())
 			if !ok || got.Addr() != loopback || got.Port() == 0 {
 				t.Errorf("relayed address %v, want 127.0.0.1:port", relay.LocalAddr())
 			}
@@ -264,7 +265,7 @@ func TestCloseWithActiveAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 		roundTrip(t, relay, peer.addr(), "hello")
-		ap, _ := addrPortOf(relay.LocalAddr())
+		ap, _ := netaddr.AddrPortOf(relay.LocalAddr())
 		relays = append(relays, ap)
 	}
 	if st := s.Stats(); st.AllocationsActive != 3 || st.TCPOpen != 1 {
@@ -335,7 +336,7 @@ func TestIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := addrPortOf(relay.LocalAddr()); got.Addr() != v6 {
+	if got, _ := netaddr.AddrPortOf(relay.LocalAddr()); got.Addr() != v6 {
 		t.Errorf("relayed address %v, want one on ::1", relay.LocalAddr())
 	}
 	roundTrip(t, relay, newEchoPeer(t, v6).addr(), "over IPv6")

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/rtckit/rtckit/internal/netaddr"
+
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 )
@@ -237,9 +239,9 @@ func (p *prober) localAddrTowards(network string, dst netip.AddrPort) (netip.Add
 		return netip.Addr{}, err
 	}
 	defer conn.Close()
-	local, err := addrPortOf(conn.LocalAddr())
-	if err != nil {
-		return netip.Addr{}, err
+	local, ok := netaddr.AddrPortOf(conn.LocalAddr())
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("unexpected local address %v", conn.LocalAddr())
 	}
 	if !local.Addr().IsUnspecified() {
 		return local.Addr(), nil

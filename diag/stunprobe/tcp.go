@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/netaddr"
+
 	"github.com/pion/stun/v4"
 )
 
@@ -51,7 +53,7 @@ func (p *prober) tcpBinding(ctx context.Context, si int, f family) Binding {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
-	if local, err := addrPortOf(conn.LocalAddr()); err == nil {
+	if local, ok := netaddr.AddrPortOf(conn.LocalAddr()); ok {
 		b.Local = local.String()
 	}
 	if s.TLS {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/netaddr"
+
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 )
@@ -59,10 +61,10 @@ func (e *engine) listen(network string, localIP netip.Addr) (*udpSocket, error) 
 	if err != nil {
 		return nil, err
 	}
-	local, err := addrPortOf(conn.LocalAddr())
-	if err != nil {
+	local, ok := netaddr.AddrPortOf(conn.LocalAddr())
+	if !ok {
 		_ = conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("unexpected local address %v", conn.LocalAddr())
 	}
 	s := &udpSocket{conn: conn, local: local}
 	e.mu.Lock()
@@ -86,8 +88,8 @@ func (e *engine) read(s *udpSocket) {
 			}
 			return
 		}
-		from, err := addrPortOf(addr)
-		if err != nil {
+		from, ok := netaddr.AddrPortOf(addr)
+		if !ok {
 			continue
 		}
 		e.deliver(buf[:n], from, s)
@@ -336,18 +338,4 @@ func toAddrPort(ip net.IP, port int) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(port))
-}
-
-func addrPortOf(a net.Addr) (netip.AddrPort, error) {
-	switch v := a.(type) {
-	case *net.UDPAddr:
-		return toAddrPort(v.IP, v.Port), nil
-	case *net.TCPAddr:
-		return toAddrPort(v.IP, v.Port), nil
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/vnet"
+
 	"github.com/rtckit/rtckit/stunserver"
 )
 
