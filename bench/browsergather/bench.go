@@ -158,6 +158,20 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 
+	var rtckit *RTCKitInfo
+	if opts.rtckit != "" {
+		// Check the binary before starting anything else.
+		version, err := rtckitVersion(setup, opts.rtckit)
+		if err != nil {
+			return fmt.Errorf("-rtckit %s: %w", opts.rtckit, err)
+		}
+		args, err := rtckitArgs(nil, opts.loopback, opts.timeout)
+		if err != nil {
+			return err
+		}
+		rtckit = &RTCKitInfo{Version: version, Args: args}
+	}
+
 	var specs []scenarioSpec
 	if opts.coturn {
 		srv, hostport, err := startCoturn(setup)
@@ -207,7 +221,7 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	if _, err := browser.Evaluate[bool](setup, tab, `import("/gather.js").then(() => true)`); err != nil {
 		return fmt.Errorf("load page module: %w", err)
 	}
-	rep := Report{Browser: ua, Mode: opts.mode, Loopback: opts.loopback}
+	rep := Report{Browser: ua, Mode: opts.mode, Loopback: opts.loopback, RTCKit: rtckit}
 	for _, a := range b.Args() {
 		if !strings.HasPrefix(a, "--user-data-dir=") {
 			rep.Flags = append(rep.Flags, a)
@@ -215,26 +229,55 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	}
 
 	for _, spec := range specs {
-		sc := Scenario{Name: spec.name, Servers: spec.urls()}
-		for i := -opts.warmup; i < opts.runs; i++ {
+		sc, err := measure(ctx, gathererChromium, spec, opts, log, func(ctx context.Context, i int) (Run, error) {
 			p, err := gatherOnce(ctx, tab, spec.servers, opts.timeout)
-			if err != nil {
-				return fmt.Errorf("%s run %d: %w", spec.name, i, err)
-			}
-			if i < 0 {
-				continue
-			}
-			r := newRun(spec.name, i, p)
-			logRun(log, r)
-			sc.Runs = append(sc.Runs, r)
+			return newRun(gathererChromium, spec.name, i, p), err
+		})
+		if err != nil {
+			return err
 		}
-		sc.Summary = summarize(sc.Name, sc.Servers, sc.Runs)
+		rep.Scenarios = append(rep.Scenarios, sc)
+		if rtckit == nil {
+			continue
+		}
+		args, err := rtckitArgs(spec.servers, opts.loopback, opts.timeout)
+		if err != nil {
+			return fmt.Errorf("%s: %w", spec.name, err)
+		}
+		sc, err = measure(ctx, gathererRTCKit, spec, opts, log, func(ctx context.Context, i int) (Run, error) {
+			res, err := gatherRTCKit(ctx, opts.rtckit, args, opts.timeout)
+			return newRTCKitRun(spec.name, i, res), err
+		})
+		if err != nil {
+			return err
+		}
 		rep.Scenarios = append(rep.Scenarios, sc)
 	}
 	if opts.markdown {
 		return writeMarkdown(stdout, rep)
 	}
 	return writeJSONLines(stdout, rep)
+}
+
+// measure gathers -warmup unreported times, then -runs times, with once,
+// and summarises the runs.
+func measure(ctx context.Context, gatherer string, spec scenarioSpec, opts options, log *slog.Logger,
+	once func(ctx context.Context, index int) (Run, error),
+) (Scenario, error) {
+	sc := Scenario{Name: spec.name, Gatherer: gatherer, Servers: spec.urls()}
+	for i := -opts.warmup; i < opts.runs; i++ {
+		r, err := once(ctx, i)
+		if err != nil {
+			return sc, fmt.Errorf("%s %s run %d: %w", gatherer, spec.name, i, err)
+		}
+		if i < 0 {
+			continue
+		}
+		logRun(log, r)
+		sc.Runs = append(sc.Runs, r)
+	}
+	sc.Summary = summarize(gatherer, sc.Name, sc.Servers, sc.Runs)
+	return sc, nil
 }
 
 // gatherOnce runs gather() in the page once.
@@ -258,14 +301,15 @@ func logRun(log *slog.Logger, r Run) {
 		}
 		return strconv.FormatFloat(*p, 'f', 1, 64)
 	}
-	log.Info("run", "scenario", r.Scenario, "run", r.Index, "host", ms(r.FirstHostMS), "srflx", ms(r.FirstSrflxMS),
-		"relay", ms(r.FirstRelayMS), "complete", ms(r.CompleteMS), "counts", fmt.Sprintf("%d/%d/%d", r.Counts.Host, r.Counts.Srflx, r.Counts.Relay),
-		"errors", len(r.Errors), "timed_out", r.TimedOut)
+	log.Info("run", "gatherer", r.Gatherer, "scenario", r.Scenario, "run", r.Index, "host", ms(r.FirstHostMS), "srflx", ms(r.FirstSrflxMS),
+		"relay", ms(r.FirstRelayMS), "complete", ms(r.CompleteMS), "wall", ms(r.WallMS),
+		"counts", fmt.Sprintf("%d/%d/%d", r.Counts.Host, r.Counts.Srflx, r.Counts.Relay), "errors", len(r.Errors), "timed_out", r.TimedOut)
 	for _, c := range r.Candidates {
-		log.Debug("candidate", "scenario", r.Scenario, "run", r.Index, "ms", c.ElapsedMS, "sdp", c.SDP, "url", c.URL)
+		log.Debug("candidate", "gatherer", r.Gatherer, "scenario", r.Scenario, "run", r.Index, "ms", c.ElapsedMS, "sdp", c.SDP, "url", c.URL)
 	}
 	for _, e := range r.Errors {
-		log.Debug("candidate error", "scenario", r.Scenario, "run", r.Index, "ms", e.ElapsedMS, "url", e.URL, "code", e.ErrorCode, "text", e.ErrorText)
+		log.Debug("candidate error", "gatherer", r.Gatherer, "scenario", r.Scenario, "run", r.Index, "ms", e.ElapsedMS, "url", e.URL,
+			"code", e.ErrorCode, "text", e.ErrorText)
 	}
 }
 

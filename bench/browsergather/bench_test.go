@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -86,7 +87,10 @@ func TestParseFlags(t *testing.T) {
 		check   func(options) bool
 	}{
 		{name: "coturn defaults", args: []string{"-coturn"}, check: func(o options) bool {
-			return o.runs == defaultRuns && o.mode == modeGranted && o.loopback && slices.Equal(o.scenarios, coturnScenarioNames)
+			return o.runs == defaultRuns && o.mode == modeGranted && o.loopback && slices.Equal(o.scenarios, coturnScenarioNames) && o.rtckit == ""
+		}},
+		{name: "rtckit", args: []string{"-coturn", "-rtckit", "/tmp/rtckit"}, check: func(o options) bool {
+			return o.rtckit == "/tmp/rtckit"
 		}},
 		{name: "coturn scenarios", args: []string{"-coturn", "-scenarios", "stun, all"}, check: func(o options) bool {
 			return slices.Equal(o.scenarios, []string{"stun", "all"})
@@ -144,7 +148,8 @@ func TestBrowserOptions(t *testing.T) {
 
 // TestBenchAgainstCoturn runs one gathering per scenario in Chromium
 // against a loopback coturn and checks that each kind of candidate shows
-// up where it must.
+// up where it must. In page mode granted it runs rtckit too (the test binary
+// acting as rtckit), in page mode plain Chromium only.
 func TestBenchAgainstCoturn(t *testing.T) {
 	testenv.Require(t, browser.Available())
 	testenv.RequireProgram(t, "turnserver")
@@ -156,11 +161,16 @@ func TestBenchAgainstCoturn(t *testing.T) {
 			defer cancel()
 			opts := options{coturn: true, scenarios: coturnScenarioNames, runs: 1, warmup: 0,
 				timeout: 10 * time.Second, loopback: true, mode: mode}
+			withRTCKit := mode == modeGranted
+			if withRTCKit {
+				opts.rtckit = fakeRTCKitPath(t, "rtckit")
+			}
 			var out bytes.Buffer
 			if err := run(ctx, opts, &out, log); err != nil {
 				t.Fatal(err)
 			}
-			sums := map[string]Summary{}
+			sums := map[string]Summary{} // by gatherer/scenario
+			records := map[string]int{}
 			sc := bufio.NewScanner(&out)
 			sc.Buffer(nil, 1<<20)
 			for sc.Scan() {
@@ -170,16 +180,26 @@ func TestBenchAgainstCoturn(t *testing.T) {
 				if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 					t.Fatalf("bad JSON line %q: %v", sc.Text(), err)
 				}
+				records[rec.Record]++
 				if rec.Record == "summary" {
 					var s Summary
 					if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 						t.Fatal(err)
 					}
-					sums[s.Scenario] = s
+					sums[s.Gatherer+"/"+s.Scenario] = s
 				}
 			}
+			n := len(coturnScenarioNames)
+			wantRecords := map[string]int{"browser": 1, "run": n, "summary": n}
+			if withRTCKit {
+				wantRecords = map[string]int{"browser": 1, "rtckit": 1, "run": 2 * n, "summary": 2 * n}
+				checkRTCKitSummaries(t, sums)
+			}
+			if !maps.Equal(records, wantRecords) {
+				t.Errorf("records %v, want %v", records, wantRecords)
+			}
 			for _, name := range coturnScenarioNames {
-				s, ok := sums[name]
+				s, ok := sums[gathererChromium+"/"+name]
 				if !ok {
 					t.Fatalf("no summary for %s in\n%s", name, out.String())
 				}
@@ -207,5 +227,26 @@ func TestBenchAgainstCoturn(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRTCKitSummaries checks rtckit's summaries of TestBenchAgainstCoturn:
+// every run completed with a host candidate (loopback ones included) and
+// its wall-clock time, and the TURN scenarios gave a relay candidate.
+func checkRTCKitSummaries(t *testing.T, sums map[string]Summary) {
+	t.Helper()
+	for _, name := range coturnScenarioNames {
+		s, ok := sums[gathererRTCKit+"/"+name]
+		if !ok {
+			t.Errorf("no rtckit summary for %s", name)
+			continue
+		}
+		if s.TimedOut != 0 || s.Complete.N != 1 || s.Wall.N != 1 || s.FirstHost.N != 1 || len(s.ErrorURLs) != 0 {
+			t.Errorf("rtckit %s: %+v", name, s)
+		}
+		wantRelay := name == "turn-udp" || name == "turn-tcp" || name == "all"
+		if got := s.FirstRelay.N == 1; got != wantRelay {
+			t.Errorf("rtckit %s: relay candidate %v, want %v", name, got, wantRelay)
+		}
 	}
 }

@@ -13,11 +13,18 @@
 // With -coturn it starts coturn on 127.0.0.1 itself and measures the
 // scenarios host (no servers), stun, turn-udp, turn-tcp and all; otherwise it
 // measures one scenario, "custom", with the servers given by -stun and -turn.
-// bench/icegather-browser.sh installs what it needs and runs it.
+//
+// With -rtckit PATH it also runs `PATH --json ice gather` against the same
+// servers, as many times, and reports its first candidate of each type,
+// its gathering time (the report's duration_ms; no relay check) and the
+// process's wall-clock time from exec to exit, start-up included, next to
+// Chromium's. bench/icegather-browser.sh installs what it needs, builds
+// rtckit and runs it.
 //
 // Examples:
 //
 //	go run ./bench/browsergather -coturn -runs 10 -markdown
+//	go build -o /tmp/rtckit . && go run ./bench/browsergather -coturn -rtckit /tmp/rtckit -markdown
 //	go run ./bench/browsergather -stun stun:127.0.0.1:3478 \
 //	    -turn 'turn:127.0.0.1:3478?transport=udp' -user u -pass p -runs 10
 package main
@@ -59,6 +66,8 @@ type options struct {
 	mode       string
 	markdown   bool
 	verbose    bool
+	// rtckit is the rtckit binary to compare with; empty for Chromium only.
+	rtckit string
 }
 
 // listFlag is a repeatable string flag.
@@ -81,18 +90,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pass, "pass", "", "TURN password (for every -turn)")
 	fs.BoolVar(&o.coturn, "coturn", false, "start coturn on 127.0.0.1 and measure the -scenarios against it")
 	scenarios := fs.String("scenarios", strings.Join(coturnScenarioNames, ","), "with -coturn: comma-separated scenarios to run")
-	fs.IntVar(&o.runs, "runs", defaultRuns, "measured runs per scenario, each in a fresh RTCPeerConnection")
+	fs.IntVar(&o.runs, "runs", defaultRuns, "measured runs per scenario, each in a fresh RTCPeerConnection (and, with -rtckit, a fresh rtckit process)")
 	fs.IntVar(&o.warmup, "warmup", 1, "unreported runs before each scenario")
-	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on one gathering")
+	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "bound on one gathering (rtckit gets it as --timeout)")
 	fs.BoolVar(&o.loopback, "loopback", true, "let Chromium use loopback candidates (--allow-loopback-in-peer-connection)")
 	fs.StringVar(&o.mode, "mode", modeGranted, "page mode: granted (holds media permission like a call page: every interface, raw addresses), "+
 		"plain (no permission: default-route address only), mdns (no permission, .local host names; multicasts, so run it in a network namespace)")
+	fs.StringVar(&o.rtckit, "rtckit", "", "also run `PATH` --json ice gather against the same servers, as many runs, and report rtckit next to Chromium "+
+		"(rtckit gathers on every interface with raw addresses, whatever -mode)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print a Markdown table of the summaries instead of JSON lines")
 	fs.BoolVar(&o.verbose, "v", false, "log Chromium's output and every candidate to stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: browsergather [flags]\n\n"+
-			"Times ICE candidate gathering in headless Chromium.\n\nExamples:\n"+
+			"Times ICE candidate gathering in headless Chromium, and in rtckit with -rtckit.\n\nExamples:\n"+
 			"  browsergather -coturn -runs 10 -markdown\n"+
+			"  browsergather -coturn -rtckit ./rtckit -markdown\n"+
 			"  browsergather -stun stun:127.0.0.1:3478 -turn 'turn:127.0.0.1:3478?transport=udp' -user u -pass p\n\nFlags:\n")
 		fs.PrintDefaults()
 	}

@@ -9,10 +9,12 @@ import (
 )
 
 // schemaVersion is the version of the JSON records; it changes when a field
-// changes meaning or goes away.
-const schemaVersion = 1
+// changes meaning or goes away. Version 2 added the gatherer of runs and
+// summaries (a scenario has one summary per gatherer), the rtckit header
+// record and the process wall-clock time.
+const schemaVersion = 2
 
-// Candidate types as the browser reports them (RTCIceCandidate.type).
+// Candidate types as the browser (RTCIceCandidate.type) and rtckit report them.
 const (
 	typeHost  = "host"
 	typeSrflx = "srflx"
@@ -20,9 +22,11 @@ const (
 	typeRelay = "relay"
 )
 
-// Candidate is one icecandidate event of the page.
+// Candidate is one icecandidate event of the page, or one candidate of an
+// rtckit report.
 type Candidate struct {
-	// ElapsedMS is the time since just before setLocalDescription.
+	// ElapsedMS is the time since just before setLocalDescription
+	// (Chromium) or since rtckit started gathering.
 	ElapsedMS      float64 `json:"elapsed_ms"`
 	Type           string  `json:"type"`
 	Protocol       string  `json:"protocol"`
@@ -36,12 +40,13 @@ type Candidate struct {
 	Priority       uint32  `json:"priority"`
 	// URL is the STUN or TURN server the candidate came from, empty for host.
 	URL string `json:"url,omitempty"`
-	// SDP is the candidate attribute as the browser wrote it.
+	// SDP is the candidate attribute as the browser wrote it, or as the
+	// benchmark writes rtckit's candidate.
 	SDP string `json:"candidate"`
 }
 
-// CandidateError is one icecandidateerror event: a STUN or TURN server that
-// failed or did not answer.
+// CandidateError is one icecandidateerror event, or a server that rtckit
+// reports as failed: a STUN or TURN server that failed or did not answer.
 type CandidateError struct {
 	ElapsedMS float64 `json:"elapsed_ms"`
 	URL       string  `json:"url"`
@@ -69,25 +74,34 @@ type Counts struct {
 	Relay int `json:"relay"`
 }
 
-// Run is one gathering in a fresh RTCPeerConnection. A nil time means the
-// event never happened (no candidate of that type, or no completion before
-// the timeout).
+// Run is one gathering: in a fresh RTCPeerConnection in Chromium, or by one
+// `rtckit ice gather` process. A nil time means the event never happened (no
+// candidate of that type, or no completion before the timeout) or does not
+// apply to the gatherer.
 type Run struct {
 	Record   string `json:"record"` // "run"
 	Schema   int    `json:"schema"`
+	Gatherer string `json:"gatherer"` // "chromium" or "rtckit"
 	Scenario string `json:"scenario"`
 	Index    int    `json:"run"`
 
 	FirstHostMS  *float64 `json:"first_host_ms"`
 	FirstSrflxMS *float64 `json:"first_srflx_ms"`
 	FirstRelayMS *float64 `json:"first_relay_ms"`
-	// CompleteMS is when iceGatheringState became "complete".
+	// CompleteMS is when iceGatheringState became "complete" (Chromium),
+	// or rtckit's duration_ms: every server answered or failed.
 	CompleteMS *float64 `json:"complete_ms"`
-	// EndOfCandidatesMS is when the null candidate arrived.
+	// EndOfCandidatesMS is when the null candidate arrived (Chromium only).
 	EndOfCandidatesMS *float64 `json:"end_of_candidates_ms"`
-	// SetLocalDescriptionMS is when the setLocalDescription promise resolved.
+	// SetLocalDescriptionMS is when the setLocalDescription promise
+	// resolved (Chromium only).
 	SetLocalDescriptionMS *float64 `json:"set_local_description_ms"`
-	TimedOut              bool     `json:"timed_out"`
+	// WallMS is how long the rtckit process ran, from exec to exit, so
+	// process start-up included (rtckit only).
+	WallMS *float64 `json:"wall_ms"`
+	// TimedOut is, for Chromium, no completion within -timeout; for
+	// rtckit, a server that failed with a timeout.
+	TimedOut bool `json:"timed_out"`
 
 	Counts     Counts           `json:"counts"`
 	Candidates []Candidate      `json:"candidates"`
@@ -95,10 +109,10 @@ type Run struct {
 }
 
 // newRun derives a Run's first-candidate times and counts from the page's
-// result.
-func newRun(scenario string, index int, p pageResult) Run {
+// result, or from rtckit's in the same form.
+func newRun(gatherer, scenario string, index int, p pageResult) Run {
 	r := Run{
-		Record: "run", Schema: schemaVersion, Scenario: scenario, Index: index,
+		Record: "run", Schema: schemaVersion, Gatherer: gatherer, Scenario: scenario, Index: index,
 		CompleteMS: p.CompleteMS, EndOfCandidatesMS: p.EndOfCandidatesMS,
 		SetLocalDescriptionMS: p.SetLocalDescriptionMS, TimedOut: p.TimedOut,
 		Candidates: nonNil(p.Candidates), Errors: nonNil(p.Errors),
@@ -143,28 +157,31 @@ type MedianCounts struct {
 	Relay float64 `json:"relay"`
 }
 
-// Summary is the median of a scenario's runs.
+// Summary is the median of one gatherer's runs of a scenario.
 type Summary struct {
 	Record   string   `json:"record"` // "summary"
 	Schema   int      `json:"schema"`
+	Gatherer string   `json:"gatherer"`
 	Scenario string   `json:"scenario"`
 	Servers  []string `json:"servers"`
 	Runs     int      `json:"runs"`
 	TimedOut int      `json:"timed_out"`
 
-	FirstHost  Stat         `json:"first_host"`
-	FirstSrflx Stat         `json:"first_srflx"`
-	FirstRelay Stat         `json:"first_relay"`
-	Complete   Stat         `json:"complete"`
-	Counts     MedianCounts `json:"counts"`
+	FirstHost  Stat `json:"first_host"`
+	FirstSrflx Stat `json:"first_srflx"`
+	FirstRelay Stat `json:"first_relay"`
+	Complete   Stat `json:"complete"`
+	// Wall is the rtckit process's wall-clock time (N is 0 for Chromium).
+	Wall   Stat         `json:"wall"`
+	Counts MedianCounts `json:"counts"`
 	// ErrorURLs are the servers that reported an icecandidateerror in any
 	// run, with their error texts.
 	ErrorURLs []string `json:"error_urls"`
 }
 
-// summarize computes the medians of runs.
-func summarize(scenario string, servers []string, runs []Run) Summary {
-	s := Summary{Record: "summary", Schema: schemaVersion, Scenario: scenario,
+// summarize computes the medians of one gatherer's runs.
+func summarize(gatherer, scenario string, servers []string, runs []Run) Summary {
+	s := Summary{Record: "summary", Schema: schemaVersion, Gatherer: gatherer, Scenario: scenario,
 		Servers: nonNil(servers), Runs: len(runs), ErrorURLs: []string{}}
 	stat := func(get func(Run) *float64) Stat {
 		var v []float64
@@ -184,6 +201,7 @@ func summarize(scenario string, servers []string, runs []Run) Summary {
 	s.FirstSrflx = stat(func(r Run) *float64 { return r.FirstSrflxMS })
 	s.FirstRelay = stat(func(r Run) *float64 { return r.FirstRelayMS })
 	s.Complete = stat(func(r Run) *float64 { return r.CompleteMS })
+	s.Wall = stat(func(r Run) *float64 { return r.WallMS })
 	count := func(get func(Counts) int) float64 {
 		v := make([]float64, 0, len(runs))
 		for _, r := range runs {
@@ -204,6 +222,9 @@ func summarize(scenario string, servers []string, runs []Run) Summary {
 		}
 		for _, e := range r.Errors {
 			msg := fmt.Sprintf("%s: %d %s", e.URL, e.ErrorCode, e.ErrorText)
+			if e.ErrorCode == 0 { // rtckit's failures without a STUN error code
+				msg = fmt.Sprintf("%s: %s", e.URL, e.ErrorText)
+			}
 			if !slices.Contains(s.ErrorURLs, msg) {
 				s.ErrorURLs = append(s.ErrorURLs, msg)
 			}
@@ -233,12 +254,22 @@ func median(v []float64) float64 {
 	}
 }
 
-// Scenario is one set of ICE servers and its runs.
+// Scenario is one set of ICE servers and one gatherer's runs against it.
 type Scenario struct {
-	Name    string
-	Servers []string
-	Runs    []Run
-	Summary Summary
+	Name     string
+	Gatherer string
+	Servers  []string
+	Runs     []Run
+	Summary  Summary
+}
+
+// RTCKitInfo describes the rtckit binary of -rtckit.
+type RTCKitInfo struct {
+	// Version is the first line of `rtckit version`.
+	Version string
+	// Args are the arguments every run passes, before the scenario's
+	// --stun, --turn, --turn-user and --turn-pass.
+	Args []string
 }
 
 // Report is everything one benchmark invocation measured.
@@ -250,12 +281,16 @@ type Report struct {
 	Mode     string
 	Loopback bool
 	// Flags are Chromium's command-line switches.
-	Flags     []string
+	Flags []string
+	// RTCKit is nil unless -rtckit ran rtckit too.
+	RTCKit *RTCKitInfo
+	// Scenarios are in the order measured: per scenario Chromium's, then
+	// rtckit's.
 	Scenarios []Scenario
 }
 
-// writeJSONLines writes a header record, every run and every summary, one
-// JSON object a line.
+// writeJSONLines writes a header record (two with rtckit), every run and
+// every summary, one JSON object a line.
 func writeJSONLines(w io.Writer, rep Report) error {
 	enc := json.NewEncoder(w)
 	header := struct {
@@ -268,6 +303,17 @@ func writeJSONLines(w io.Writer, rep Report) error {
 	}{"browser", schemaVersion, rep.Browser, rep.Mode, rep.Loopback, nonNil(rep.Flags)}
 	if err := enc.Encode(header); err != nil {
 		return err
+	}
+	if rep.RTCKit != nil {
+		header := struct {
+			Record  string   `json:"record"`
+			Schema  int      `json:"schema"`
+			Version string   `json:"version"`
+			Args    []string `json:"args"`
+		}{"rtckit", schemaVersion, rep.RTCKit.Version, nonNil(rep.RTCKit.Args)}
+		if err := enc.Encode(header); err != nil {
+			return err
+		}
 	}
 	for _, sc := range rep.Scenarios {
 		for _, r := range sc.Runs {
@@ -284,22 +330,59 @@ func writeJSONLines(w io.Writer, rep Report) error {
 	return nil
 }
 
-// writeMarkdown writes the summaries as a Markdown table.
+// writeMarkdown writes the summaries as a Markdown table. With rtckit it
+// adds a gatherer column, so that each scenario has a Chromium row and an
+// rtckit row, and a column for the rtckit process's wall-clock time.
 func writeMarkdown(w io.Writer, rep Report) error {
+	both := rep.RTCKit != nil
 	var b strings.Builder
 	fmt.Fprintf(&b, "Chromium: %s; page mode %s, loopback candidates %s\n\n", rep.Browser, rep.Mode, onOff(rep.Loopback))
-	b.WriteString("| scenario | runs | first host | first srflx | first relay | complete | host/srflx/relay (median) | timed out |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	if both {
+		fmt.Fprintf(&b, "rtckit: %s; `rtckit %s` plus each scenario's servers\n\n", rep.RTCKit.Version, strings.Join(rep.RTCKit.Args, " "))
+	}
+	// row writes one table row; gatherer and wall are left out without rtckit.
+	row := func(scenario, gatherer, runs, host, srflx, relay, complete, wall, counts, timedOut string) {
+		cells := []string{scenario}
+		if both {
+			cells = append(cells, gatherer)
+		}
+		cells = append(cells, runs, host, srflx, relay, complete)
+		if both {
+			cells = append(cells, wall)
+		}
+		cells = append(cells, counts, timedOut)
+		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+	}
+	row("scenario", "gatherer", "runs", "first host", "first srflx", "first relay", "complete", "process wall",
+		"host/srflx/relay (median)", "timed out")
+	row("---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")
 	for _, sc := range rep.Scenarios {
 		s := sc.Summary
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s/%s/%s | %d |\n", s.Scenario, s.Runs,
+		row(s.Scenario, gathererLabel(s.Gatherer), fmt.Sprint(s.Runs),
 			fmtStat(s.FirstHost, s.Runs), fmtStat(s.FirstSrflx, s.Runs), fmtStat(s.FirstRelay, s.Runs),
-			fmtStat(s.Complete, s.Runs), fmtCount(s.Counts.Host), fmtCount(s.Counts.Srflx),
-			fmtCount(s.Counts.Relay), s.TimedOut)
+			fmtStat(s.Complete, s.Runs), fmtStat(s.Wall, s.Runs),
+			fmtCount(s.Counts.Host)+"/"+fmtCount(s.Counts.Srflx)+"/"+fmtCount(s.Counts.Relay), fmt.Sprint(s.TimedOut))
 	}
-	b.WriteString("\nTimes are medians in ms from just before setLocalDescription; (k/n) marks a time that only k of n runs had.\n")
+	if !both {
+		b.WriteString("\nTimes are medians in ms from just before setLocalDescription; (k/n) marks a time that only k of n runs had.\n")
+	} else {
+		b.WriteString("\nTimes are medians in ms; (k/n) marks a time that only k of n runs had.\n\n" +
+			"- Chromium: times from just before setLocalDescription; complete is iceGatheringState \"complete\"; " +
+			"timed out counts runs without completion within -timeout.\n" +
+			"- rtckit: times from the start of gathering inside the process; complete is the report's duration_ms " +
+			"(every server answered or failed; no relay check); process wall is from exec to exit, process start-up included; " +
+			"timed out counts runs in which a server failed with a timeout.\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// gathererLabel is the name of a gatherer in the table.
+func gathererLabel(g string) string {
+	if g == gathererChromium {
+		return "Chromium"
+	}
+	return g
 }
 
 func onOff(b bool) string {

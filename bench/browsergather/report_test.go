@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -27,9 +29,9 @@ func TestNewRun(t *testing.T) {
 			{ElapsedMS: 15, Type: "prflx"},
 		},
 	}
-	r := newRun("all", 3, p)
-	if r.Record != "run" || r.Schema != schemaVersion || r.Scenario != "all" || r.Index != 3 {
-		t.Errorf("identity = %q %d %q %d", r.Record, r.Schema, r.Scenario, r.Index)
+	r := newRun(gathererChromium, "all", 3, p)
+	if r.Record != "run" || r.Schema != schemaVersion || r.Gatherer != gathererChromium || r.Scenario != "all" || r.Index != 3 {
+		t.Errorf("identity = %q %d %q %q %d", r.Record, r.Schema, r.Gatherer, r.Scenario, r.Index)
 	}
 	for name, got := range map[string]*float64{"host": r.FirstHostMS, "srflx": r.FirstSrflxMS, "relay": r.FirstRelayMS} {
 		want := map[string]float64{"host": 6, "srflx": 14, "relay": 60}[name]
@@ -41,8 +43,8 @@ func TestNewRun(t *testing.T) {
 		t.Errorf("counts = %+v, want %+v", r.Counts, want)
 	}
 
-	empty := newRun("host", 0, pageResult{TimedOut: true})
-	if empty.FirstHostMS != nil || empty.CompleteMS != nil || !empty.TimedOut {
+	empty := newRun(gathererChromium, "host", 0, pageResult{TimedOut: true})
+	if empty.FirstHostMS != nil || empty.CompleteMS != nil || empty.WallMS != nil || !empty.TimedOut {
 		t.Errorf("empty run = %+v", empty)
 	}
 	if empty.Candidates == nil || empty.Errors == nil {
@@ -65,24 +67,42 @@ func TestMedian(t *testing.T) {
 // sampleReport is a fixed report for the renderers.
 func sampleReport() Report {
 	runs := []Run{
-		newRun("all", 0, pageResult{CompleteMS: ptr(118), EndOfCandidatesMS: ptr(118),
+		newRun(gathererChromium, "all", 0, pageResult{CompleteMS: ptr(118), EndOfCandidatesMS: ptr(118),
 			Candidates: []Candidate{{ElapsedMS: 4, Type: "host"}, {ElapsedMS: 57, Type: "relay"}}}),
-		newRun("all", 1, pageResult{CompleteMS: ptr(130), EndOfCandidatesMS: ptr(130),
+		newRun(gathererChromium, "all", 1, pageResult{CompleteMS: ptr(130), EndOfCandidatesMS: ptr(130),
 			Candidates: []Candidate{{ElapsedMS: 6, Type: "host"}, {ElapsedMS: 61, Type: "relay"}, {ElapsedMS: 62, Type: "relay"}}}),
-		newRun("all", 2, pageResult{TimedOut: true,
+		newRun(gathererChromium, "all", 2, pageResult{TimedOut: true,
 			Candidates: []Candidate{{ElapsedMS: 5, Type: "host"}},
 			Errors:     []CandidateError{{ElapsedMS: 40, URL: "turn:127.0.0.1:3478?transport=udp", ErrorCode: 701, ErrorText: "TURN allocate request timed out."}}}),
 	}
-	servers := []string{"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp"}
+	servers := []string{"stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"}
 	return Report{
 		Browser: "HeadlessChrome/156.0.0.0", Mode: modeGranted, Loopback: true, Flags: []string{"--headless=new"},
-		Scenarios: []Scenario{{Name: "all", Servers: servers, Runs: runs, Summary: summarize("all", servers, runs)}},
+		Scenarios: []Scenario{{Name: "all", Gatherer: gathererChromium, Servers: servers, Runs: runs,
+			Summary: summarize(gathererChromium, "all", servers, runs)}},
 	}
+}
+
+// sampleRTCKitReport is sampleReport with two rtckit runs of the fixture
+// report next to Chromium's.
+func sampleRTCKitReport(t *testing.T) Report {
+	rep := sampleReport()
+	fixture := fixtureReport(t)
+	runs := []Run{
+		newRTCKitRun("all", 0, rtckitResult{report: fixture, wall: 61500 * time.Microsecond}),
+		newRTCKitRun("all", 1, rtckitResult{report: fixture, wall: 80 * time.Millisecond}),
+	}
+	servers := rep.Scenarios[0].Servers
+	rep.RTCKit = &RTCKitInfo{Version: "rtckit devel (go1.26.8, linux/amd64)",
+		Args: []string{"--json", "--timeout", "30s", "ice", "gather", "--include-loopback"}}
+	rep.Scenarios = append(rep.Scenarios, Scenario{Name: "all", Gatherer: gathererRTCKit, Servers: servers, Runs: runs,
+		Summary: summarize(gathererRTCKit, "all", servers, runs)})
+	return rep
 }
 
 func TestSummarize(t *testing.T) {
 	s := sampleReport().Scenarios[0].Summary
-	if s.Runs != 3 || s.TimedOut != 1 {
+	if s.Gatherer != gathererChromium || s.Runs != 3 || s.TimedOut != 1 {
 		t.Errorf("runs %d timed out %d", s.Runs, s.TimedOut)
 	}
 	if s.FirstHost.N != 3 || *s.FirstHost.MedianMS != 5 || *s.FirstHost.MinMS != 4 || *s.FirstHost.MaxMS != 6 {
@@ -97,6 +117,9 @@ func TestSummarize(t *testing.T) {
 	if s.Complete.N != 2 || *s.Complete.MedianMS != 124 {
 		t.Errorf("complete = %+v", s.Complete)
 	}
+	if s.Wall.N != 0 || s.Wall.MedianMS != nil {
+		t.Errorf("wall = %+v, want none for Chromium", s.Wall)
+	}
 	if s.Counts.Host != 1 || s.Counts.Relay != 1 {
 		t.Errorf("counts = %+v", s.Counts)
 	}
@@ -105,14 +128,39 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+func TestSummarizeRTCKit(t *testing.T) {
+	s := sampleRTCKitReport(t).Scenarios[1].Summary
+	if s.Gatherer != gathererRTCKit || s.Runs != 2 || s.TimedOut != 2 {
+		t.Errorf("gatherer %q runs %d timed out %d", s.Gatherer, s.Runs, s.TimedOut)
+	}
+	if s.Wall.N != 2 || *s.Wall.MedianMS != 70.75 || *s.Wall.MinMS != 61.5 || *s.Wall.MaxMS != 80 {
+		t.Errorf("wall = %+v", s.Wall)
+	}
+	if s.Complete.N != 2 || *s.Complete.MedianMS != 3012.5 {
+		t.Errorf("complete = %+v", s.Complete)
+	}
+	if len(s.ErrorURLs) != 1 || !strings.HasPrefix(s.ErrorURLs[0], "turn:127.0.0.1:3478?transport=tcp: timeout: ") {
+		t.Errorf("errors = %q", s.ErrorURLs)
+	}
+}
+
 func TestRenderGolden(t *testing.T) {
-	for name, render := range map[string]func(*bytes.Buffer, Report) error{
-		"report.jsonl": func(b *bytes.Buffer, r Report) error { return writeJSONLines(b, r) },
-		"report.md":    func(b *bytes.Buffer, r Report) error { return writeMarkdown(b, r) },
+	writeJSON := func(b *bytes.Buffer, r Report) error { return writeJSONLines(b, r) }
+	writeMD := func(b *bytes.Buffer, r Report) error { return writeMarkdown(b, r) }
+	for _, tt := range []struct {
+		name   string
+		report Report
+		render func(*bytes.Buffer, Report) error
+	}{
+		{"report.jsonl", sampleReport(), writeJSON},
+		{"report.md", sampleReport(), writeMD},
+		{"report-rtckit.jsonl", sampleRTCKitReport(t), writeJSON},
+		{"report-rtckit.md", sampleRTCKitReport(t), writeMD},
 	} {
+		name := tt.name
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := render(&buf, sampleReport()); err != nil {
+			if err := tt.render(&buf, tt.report); err != nil {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", name)
