@@ -2,15 +2,15 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"strings"
 
-	"github.com/rtckit/rtckit/stunserver"
 	"github.com/spf13/cobra"
+
+	"github.com/rtckit/rtckit/stunserver"
 )
 
 // stunServeSchema versions the JSON lines of `rtckit stun serve --json`.
@@ -185,22 +185,13 @@ func runStunServe(ctx context.Context, g *GlobalOptions, opts *StunServeOptions,
 		ChangeRequest: srv.ChangeRequest(),
 	}
 	ev.RateLimit, ev.RateBurst = srv.RateLimit()
-	if err := writeStunServeEvent(out, g.JSON, ev); err != nil {
+	if err := writeEvent(out, g.JSON, ev, stunServeText); err != nil {
 		return errors.Join(err, srv.Close())
 	}
 	serveErr := srv.Serve(ctx)
 	stats := srv.Stats()
 	ev.Event, ev.Stats = "stopped", &stats
-	return errors.Join(serveErr, writeStunServeEvent(out, g.JSON, ev))
-}
-
-// writeStunServeEvent prints ev as one JSON line or as text.
-func writeStunServeEvent(w io.Writer, asJSON bool, ev StunServeEvent) error {
-	if asJSON {
-		return json.NewEncoder(w).Encode(ev)
-	}
-	_, err := io.WriteString(w, stunServeText(ev))
-	return err
+	return errors.Join(serveErr, writeEvent(out, g.JSON, ev, stunServeText))
 }
 
 // stunServeText renders an event for people.

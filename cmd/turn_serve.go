@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +9,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/rtckit/rtckit/turnserver"
 	"github.com/spf13/cobra"
+
+	"github.com/rtckit/rtckit/turnserver"
 )
 
 // turnServeSchema versions the JSON lines of `rtckit turn serve --json`.
@@ -317,22 +317,13 @@ func runTurnServe(ctx context.Context, g *GlobalOptions, opts *TurnServeOptions,
 		URIs:   srv.Addrs().URIs(),
 		Info:   srv.Info(),
 	}
-	if err := writeTurnServeEvent(out, g.JSON, ev); err != nil {
+	if err := writeEvent(out, g.JSON, ev, turnServeText); err != nil {
 		return errors.Join(err, srv.Close())
 	}
 	serveErr := srv.Serve(ctx)
 	stats := srv.Stats()
 	ev.Event, ev.Stats = "stopped", &stats
-	return errors.Join(serveErr, writeTurnServeEvent(out, g.JSON, ev))
-}
-
-// writeTurnServeEvent prints ev as one JSON line or as text.
-func writeTurnServeEvent(w io.Writer, asJSON bool, ev TurnServeEvent) error {
-	if asJSON {
-		return json.NewEncoder(w).Encode(ev)
-	}
-	_, err := io.WriteString(w, turnServeText(ev))
-	return err
+	return errors.Join(serveErr, writeEvent(out, g.JSON, ev, turnServeText))
 }
 
 // turnServeText renders an event for people.
