@@ -16,18 +16,14 @@ var loopbackIPs = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParse
 func startLoopbackCoturn(t *testing.T) netip.AddrPort {
 	t.Helper()
 	testenv.RequireProgram(t, "turnserver")
-	port, err := coturn.FreePortPair(loopbackIPs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := coturn.Start(context.Background(), coturn.Config{
-		ListenIPs: loopbackIPs, Port: port, AltPort: port + 1, Users: []string{"u:p"}, AllowLoopbackPeers: true,
+	srv, err := coturn.StartOnFreePorts(context.Background(), coturn.Config{
+		ListenIPs: loopbackIPs, Users: []string{"u:p"}, AllowLoopbackPeers: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return netip.AddrPortFrom(loopbackIPs[0], uint16(port))
+	return srv.Addr()
 }
 
 // TestCoturnAndStunServeAgreeOnLoopback probes coturn and `rtckit stun

@@ -42,18 +42,13 @@ func runGather(t *testing.T, cmd *exec.Cmd) gatherResult {
 func startCoturnWith(t *testing.T, cfg coturn.Config) netip.AddrPort {
 	t.Helper()
 	testenv.RequireProgram(t, "turnserver")
-	ip := netip.MustParseAddr("127.0.0.1")
-	port, err := coturn.FreePortPair(ip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ListenIPs, cfg.Port, cfg.AllowLoopbackPeers = []netip.Addr{ip}, port, true
-	srv, err := coturn.Start(context.Background(), cfg)
+	cfg.ListenIPs, cfg.AllowLoopbackPeers = []netip.Addr{netip.MustParseAddr("127.0.0.1")}, true
+	srv, err := coturn.StartOnFreePorts(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	return netip.AddrPortFrom(ip, uint16(port))
+	return srv.Addr()
 }
 
 func TestICEGatherThroughCoturn(t *testing.T) {

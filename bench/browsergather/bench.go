@@ -339,20 +339,13 @@ func servePage() (url string, stop func(), err error) {
 // startCoturn starts coturn on 127.0.0.1 with the benchmark's credentials
 // and returns it with its host:port.
 func startCoturn(ctx context.Context) (*coturn.Server, string, error) {
-	lo := netip.MustParseAddr("127.0.0.1")
-	port, err := coturn.FreePortPair(lo)
-	if err != nil {
-		return nil, "", err
-	}
-	srv, err := coturn.Start(ctx, coturn.Config{
-		ListenIPs:          []netip.Addr{lo},
-		Port:               port,
-		AltPort:            port + 1,
+	srv, err := coturn.StartOnFreePorts(ctx, coturn.Config{
+		ListenIPs:          []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 		Users:              []string{coturnUser + ":" + coturnPass},
 		AllowLoopbackPeers: true,
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	return srv, netip.AddrPortFrom(lo, uint16(port)).String(), nil
+	return srv, srv.Addr().String(), nil
 }

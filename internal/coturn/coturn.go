@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -76,6 +77,7 @@ func (c Config) Args(dir string) []string {
 
 // Server is a running coturn.
 type Server struct {
+	addr netip.AddrPort
 	cmd  *exec.Cmd
 	dir  string
 	log  *syncBuffer
@@ -98,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, log: &syncBuffer{}, done: make(chan struct{})}
+	s := &Server{addr: netip.AddrPortFrom(cfg.ListenIPs[0], uint16(cfg.Port)), dir: dir, log: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(path, cfg.Args(dir)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -180,17 +182,20 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// Test servers take their ports from this range, below Linux's ephemeral
+// range (32768-60999) and coturn's relay range (49152-65535), so that
+// ports the kernel hands out to other sockets meanwhile cannot collide.
+const (
+	testPortMin = 20000
+	testPortMax = 32000
+)
+
 // FreePortPair returns a port p such that p and p+1 are free for UDP and
 // TCP on every ip, for an RFC 5780 server's primary and alternate ports.
 func FreePortPair(ips ...netip.Addr) (int, error) {
-	for range 50 {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ips[0].AsSlice()})
-		if err != nil {
-			return 0, err
-		}
-		p := c.LocalAddr().(*net.UDPAddr).Port
-		_ = c.Close()
-		if p < 65535 && portsFree(ips, p, p+1) {
+	for range 100 {
+		p := testPortMin + rand.IntN(testPortMax-testPortMin-1)
+		if portsFree(ips, p, p+1) {
 			return p, nil
 		}
 	}
@@ -238,3 +243,30 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// StartOnFreePorts picks a free port pair on cfg.ListenIPs (Port, and
+// AltPort = Port+1 when two IPs make coturn an RFC 5780 server) and starts
+// coturn there, trying a new pair when one was taken in the meantime.
+func StartOnFreePorts(ctx context.Context, cfg Config) (*Server, error) {
+	const attempts = 3
+	var errs []error
+	for range attempts {
+		port, err := FreePortPair(cfg.ListenIPs...)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Port, cfg.AltPort = port, 0
+		if len(cfg.ListenIPs) > 1 {
+			cfg.AltPort = port + 1
+		}
+		s, err := Start(ctx, cfg)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Addr returns the server's primary address.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
