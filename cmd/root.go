@@ -99,6 +99,7 @@ a browser call page, and places scripted or ad-hoc calls.`,
 		newStunCmd(g),
 		newICECmd(g),
 		newTurnCmd(g),
+		newSignalCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,433 @@
+package cmd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rtckit/rtckit/peer"
+	rtcsignal "github.com/rtckit/rtckit/signal"
+	"github.com/rtckit/rtckit/signal/web"
+	"github.com/rtckit/rtckit/turnserver"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// signalServeSchema versions the JSON lines of `rtckit signal serve --json`.
+const signalServeSchema = "rtckit.signal.serve/v1"
+
+// Defaults of `rtckit signal serve`.
+const (
+	// defaultSignalListen is loopback: serving other machines is a
+	// deliberate choice of --listen 0.0.0.0:8080 or a LAN address.
+	defaultSignalListen = "127.0.0.1:8080"
+	// embeddedTURNSecretBytes is the size of the per-run TURN REST secret
+	// of --turn-embedded.
+	embeddedTURNSecretBytes = 32
+)
+
+// signalICEFlags are the flags of addICEFlags that a signaling server
+// passes on to its clients; the others configure a local PeerConnection.
+var signalICEFlags = []string{"stun", "turn", "turn-user", "turn-pass", "turn-secret", "turn-ttl"}
+
+// SignalServeOptions are the inputs of `rtckit signal serve`.
+type SignalServeOptions struct {
+	// Listen is the HTTP listen address, host:port.
+	Listen string
+	// TLSCert and TLSKey are PEM files; with them the server speaks HTTPS.
+	TLSCert, TLSKey string
+	// Token and TokenSecret require an access token from WebSocket clients.
+	Token, TokenSecret string
+	// AllowOrigins are extra browser Origin host patterns.
+	AllowOrigins []string
+	// MaxConnections, MaxMessageSize, Rate, Burst and SendQueue are the
+	// per-server and per-connection limits.
+	MaxConnections, MaxMessageSize int
+	Rate                           float64
+	Burst, SendQueue               int
+	// ResumeGrace, QueueMessages and QueueTTL govern resumable sessions.
+	ResumeGrace   time.Duration
+	QueueMessages int
+	QueueTTL      time.Duration
+	// PingInterval, IdleTimeout and DrainTimeout are the heartbeat and
+	// shutdown timers.
+	PingInterval, IdleTimeout, DrainTimeout time.Duration
+	// ICE are the STUN and TURN servers sent to clients.
+	ICE peer.ICEConfig
+	// TURNEmbedded runs a TURN server in-process on TURNListen:TURNPort.
+	TURNEmbedded bool
+	TURNListen   string
+	TURNPort     int
+}
+
+// SignalServeEvent is one line of `rtckit signal serve --json` output: a
+// "listening" event once the socket is bound and a "stopped" event with
+// the final counters.
+type SignalServeEvent struct {
+	Schema string `json:"schema"`
+	// Event is "listening" or "stopped".
+	Event string `json:"event"`
+	// Addr is the bound address.
+	Addr string `json:"addr"`
+	// URL is the page's URL; WebSocket clients connect to it or to /ws.
+	URL string `json:"url"`
+	// WebSocket is the WebSocket URL.
+	WebSocket string `json:"websocket"`
+	// TLS tells whether the server speaks HTTPS.
+	TLS bool `json:"tls"`
+	// TokenRequired tells whether WebSocket clients need an access token.
+	TokenRequired bool `json:"token_required"`
+	// ICEServers are the server URIs handed to clients, without
+	// credentials.
+	ICEServers []string `json:"ice_servers"`
+	// TURN are the embedded TURN server's listeners, when it runs.
+	TURN *turnserver.Addrs `json:"turn,omitempty"`
+	// Stats are the hub's final counters in a "stopped" event.
+	Stats *rtcsignal.HubStats `json:"stats,omitempty"`
+}
+
+func newSignalServeCmd(g *GlobalOptions) *cobra.Command {
+	opts := &SignalServeOptions{}
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a WebSocket signaling hub and the browser call page",
+		Long: `Serve runs a signaling hub: a WebSocket server that relays JSON messages
+between browsers, and the call page at /. Open the page in two tabs (or on two
+machines) to call. docs/protocol.md describes the protocol; clients written for
+the classic WebRTC chat-server protocol work unchanged, at / or /ws, with or
+without the "json" subprotocol.
+
+The server listens on 127.0.0.1:8080, reachable from this machine only; use
+--listen 0.0.0.0:8080 (or a LAN address) for other machines, and TLS
+(--tls-cert, --tls-key) for them too, as browsers only grant camera and
+microphone to secure origins and localhost.
+
+Clients get their ICE servers from the hub: --stun and --turn, with TURN REST
+credentials minted per client from --turn-secret, or --turn-embedded to run a
+TURN server in this process with a random per-run secret. On one machine no
+ICE server is needed.
+
+Limits keep one client from hurting the others: message size, message rate,
+a bounded send queue (a client that does not read is dropped), connection
+count, a browser Origin allow-list, and ping/idle timeouts. /healthz and
+Prometheus /metrics serve operations. On interrupt every client is told, then
+closed with 1001 after its queued messages. With --json the server prints a
+"listening" and a "stopped" event, one JSON object per line.`,
+		Example: `  # A call service on this machine: open http://localhost:8080 in two tabs
+  rtckit signal serve
+
+  # On the LAN with TLS, a relay for clients behind strict NATs, and a token
+  rtckit signal serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem \
+    --turn-embedded --turn-listen 192.168.1.20 --token "$TOKEN"
+
+  # Hand out a public STUN server and minted credentials for a coturn relay
+  rtckit signal serve --stun stun:stun.example.net --turn turn:turn.example.net \
+    --turn-secret "$TURN_SECRET"
+
+  # Free port, machine-readable events
+  rtckit signal serve --listen 127.0.0.1:0 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return usageError(err)
+			}
+			ctx, cancel := g.Context(cmd.Context(), 0)
+			defer cancel()
+			return runSignalServe(ctx, g, opts, cmd.OutOrStdout())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&opts.Listen, "listen", defaultSignalListen, "HTTP listen address host:port; 0.0.0.0:8080 serves other machines")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "PEM certificate chain; serve HTTPS and wss:")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&opts.Token, "token", "", "access token WebSocket clients must present (?token= or Authorization: Bearer)")
+	f.StringVar(&opts.TokenSecret, "token-secret", "", "also accept tokens signed with this HMAC secret (expiry.signature)")
+	f.StringArrayVar(&opts.AllowOrigins, "allow-origin", nil, `extra browser Origin host pattern, e.g. "*.example.com" or "https://app.example.com" ("*": any; repeatable)`)
+	f.IntVar(&opts.MaxConnections, "max-connections", rtcsignal.DefaultMaxConnections, "concurrent WebSocket connections")
+	f.IntVar(&opts.MaxMessageSize, "max-message-size", rtcsignal.DefaultMaxMessageSize, "largest client message in bytes")
+	f.Float64Var(&opts.Rate, "rate", rtcsignal.DefaultRate, "messages per second per connection (0: no limit)")
+	f.IntVar(&opts.Burst, "burst", rtcsignal.DefaultBurst, "message burst per connection")
+	f.IntVar(&opts.SendQueue, "send-queue", rtcsignal.DefaultSendQueue, "messages queued for one connection before it is dropped")
+	f.DurationVar(&opts.ResumeGrace, "resume-grace", rtcsignal.DefaultResumeGrace, "how long a disconnected user can resume its name (0: no resume)")
+	f.IntVar(&opts.QueueMessages, "resume-queue", rtcsignal.DefaultQueueMessages, "messages kept for a disconnected user")
+	f.DurationVar(&opts.QueueTTL, "resume-queue-ttl", rtcsignal.DefaultQueueTTL, "how long a kept message waits before its sender gets an expired error")
+	f.DurationVar(&opts.PingInterval, "ping-interval", rtcsignal.DefaultPingInterval, "WebSocket ping interval")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", rtcsignal.DefaultIdleTimeout, "close a connection whose ping is unanswered this long")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", rtcsignal.DefaultDrainTimeout, "how long shutdown waits for connections to close")
+	ice := pflag.NewFlagSet("ice", pflag.ContinueOnError)
+	addICEFlags(ice, &opts.ICE)
+	for _, name := range signalICEFlags {
+		f.AddFlag(ice.Lookup(name))
+	}
+	f.BoolVar(&opts.TURNEmbedded, "turn-embedded", false, "run a TURN server in this process and hand out credentials for it")
+	f.StringVar(&opts.TURNListen, "turn-listen", "", "IP of the embedded TURN server (default: the --listen IP, which must then be concrete)")
+	f.IntVar(&opts.TURNPort, "turn-port", 3478, "UDP and TCP port of the embedded TURN server (0: a free one)")
+	return c
+}
+
+// validate checks the flags that need more than their type.
+func (o *SignalServeOptions) validate() error {
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		return fmt.Errorf("--listen: %q is not host:port", o.Listen)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	for name, v := range map[string]int{
+		"--max-connections": o.MaxConnections, "--max-message-size": o.MaxMessageSize,
+		"--burst": o.Burst, "--send-queue": o.SendQueue, "--resume-queue": o.QueueMessages,
+	} {
+		if v < 1 {
+			return fmt.Errorf("%s must be at least 1", name)
+		}
+	}
+	if o.Rate < 0 || o.ResumeGrace < 0 {
+		return errors.New("--rate and --resume-grace must not be negative")
+	}
+	for name, d := range map[string]time.Duration{
+		"--resume-queue-ttl": o.QueueTTL, "--ping-interval": o.PingInterval,
+		"--idle-timeout": o.IdleTimeout, "--drain-timeout": o.DrainTimeout,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("%s must be positive", name)
+		}
+	}
+	if o.TURNEmbedded && (o.ICE.TURNSecret != "" || o.ICE.TURNUser != "" || o.ICE.TURNPass != "") {
+		return errors.New("--turn-embedded mints its own credentials: give other TURN servers theirs in the URI (turn:user:pass@host)")
+	}
+	if !o.TURNEmbedded && o.TURNListen != "" {
+		return errors.New("--turn-listen needs --turn-embedded")
+	}
+	if _, err := o.ICE.Servers(time.Now()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// turnListenIP returns the embedded TURN server's IP: --turn-listen, or
+// the --listen host when it is a concrete address.
+func (o *SignalServeOptions) turnListenIP() (netip.Addr, error) {
+	s := o.TURNListen
+	if s == "" {
+		host, _, _ := net.SplitHostPort(o.Listen) // validated
+		if strings.EqualFold(host, "localhost") {
+			host = "127.0.0.1"
+		}
+		s = host
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.IsUnspecified() {
+		return netip.Addr{}, errors.New("--turn-embedded needs --turn-listen with an address of this host that clients can reach, " +
+			"because --listen is not one (a TURN server announces its address)")
+	}
+	return ip, nil
+}
+
+// config turns the options into the server's configuration.
+func (o *SignalServeOptions) config() rtcsignal.Config {
+	rate := o.Rate
+	if rate == 0 {
+		rate = -1 // the CLI's 0 is the library's "unlimited"
+	}
+	grace := o.ResumeGrace
+	if grace == 0 {
+		grace = -1 // the CLI's 0 is the library's "no resume"
+	}
+	return rtcsignal.Config{
+		Hub: rtcsignal.HubConfig{
+			MaxConnections: o.MaxConnections,
+			MaxMessageSize: o.MaxMessageSize,
+			Rate:           rate,
+			Burst:          o.Burst,
+			ResumeGrace:    grace,
+			QueueMessages:  o.QueueMessages,
+			QueueTTL:       o.QueueTTL,
+		},
+		Page:           web.Handler(),
+		Token:          o.Token,
+		TokenSecret:    o.TokenSecret,
+		AllowedOrigins: o.AllowOrigins,
+		SendQueue:      o.SendQueue,
+		PingInterval:   o.PingInterval,
+		IdleTimeout:    o.IdleTimeout,
+		DrainTimeout:   o.DrainTimeout,
+		TLSCert:        o.TLSCert,
+		TLSKey:         o.TLSKey,
+	}
+}
+
+// iceServersFor returns the per-connection ICE server list: TURN REST
+// credentials are minted for each client, named after its id.
+func iceServersFor(ice peer.ICEConfig, now func() time.Time) func(int64) []rtcsignal.ICEServer {
+	return func(id int64) []rtcsignal.ICEServer {
+		c := ice
+		if c.TURNSecret != "" && c.TURNUser == "" {
+			c.TURNUser = "client" + strconv.FormatInt(id, 10)
+		}
+		servers, err := c.Servers(now())
+		if err != nil {
+			return nil // validated at startup; nothing better to hand out
+		}
+		out := make([]rtcsignal.ICEServer, 0, len(servers))
+		for _, s := range servers {
+			is := rtcsignal.ICEServer{URLs: []string{s.URI.String()}}
+			if s.URI.IsTURN() {
+				is.Username, is.Credential = s.Username, s.Credential
+			}
+			out = append(out, is)
+		}
+		return out
+	}
+}
+
+// startEmbeddedTURN binds the in-process TURN server and adds it to the
+// ICE configuration with a random per-run secret. The returned function
+// stops it and waits.
+func startEmbeddedTURN(ctx context.Context, g *GlobalOptions, opts *SignalServeOptions) (turnserver.Addrs, func() error, error) {
+	ip, err := opts.turnListenIP()
+	if err != nil {
+		return turnserver.Addrs{}, nil, usageError(err)
+	}
+	secret := make([]byte, embeddedTURNSecretBytes)
+	_, _ = rand.Read(secret) // crypto/rand.Read never fails
+	srv, err := turnserver.Listen(turnserver.Config{
+		ListenIP:   ip,
+		Port:       opts.TURNPort,
+		UDP:        true,
+		TCP:        true,
+		AuthSecret: hex.EncodeToString(secret),
+		// The embedded relay serves calls on this machine or its LAN.
+		AllowLoopbackPeers: ip.IsLoopback(),
+		AllowPrivatePeers:  true,
+		Logger:             g.Logger(),
+	})
+	if err != nil {
+		if errors.Is(err, turnserver.ErrInvalidConfig) {
+			return turnserver.Addrs{}, nil, usageError(err)
+		}
+		return turnserver.Addrs{}, nil, fmt.Errorf("--turn-embedded: %w", err)
+	}
+	opts.ICE.TURN = append(opts.ICE.TURN, srv.Addrs().URIs()...)
+	opts.ICE.TURNSecret = hex.EncodeToString(secret)
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(tctx) }()
+	return srv.Addrs(), func() error { cancel(); return <-done }, nil
+}
+
+// runSignalServe serves until ctx ends, printing a "listening" event once
+// bound and a "stopped" event at the end.
+func runSignalServe(ctx context.Context, g *GlobalOptions, opts *SignalServeOptions, out io.Writer) error {
+	cfg := opts.config()
+	cfg.Logger = g.Logger()
+	var turnAddrs *turnserver.Addrs
+	stopTURN := func() error { return nil }
+	if opts.TURNEmbedded {
+		addrs, stop, err := startEmbeddedTURN(ctx, g, opts)
+		if err != nil {
+			return err
+		}
+		turnAddrs, stopTURN = &addrs, stop
+	}
+	cfg.Hub.ICEServers = iceServersFor(opts.ICE, time.Now)
+	srv, err := rtcsignal.NewServer(cfg)
+	if err != nil {
+		err = errors.Join(err, stopTURN())
+		if errors.Is(err, rtcsignal.ErrInvalidConfig) {
+			return usageError(err)
+		}
+		return err
+	}
+	l, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("--listen: %w", err), stopTURN())
+	}
+	ev := signalListeningEvent(l.Addr().String(), srv.TLS(), opts, turnAddrs)
+	if err := writeSignalServeEvent(out, g.JSON, ev); err != nil {
+		return errors.Join(err, l.Close(), stopTURN())
+	}
+	serveErr := srv.Serve(ctx, l)
+	stats := srv.Hub().Stats()
+	ev.Event, ev.Stats = "stopped", &stats
+	return errors.Join(serveErr, stopTURN(), writeSignalServeEvent(out, g.JSON, ev))
+}
+
+// signalListeningEvent describes the bound server; a loopback or wildcard
+// address is shown as localhost, the origin browsers treat as secure.
+func signalListeningEvent(addr string, tls bool, opts *SignalServeOptions, turn *turnserver.Addrs) SignalServeEvent {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	base := scheme + "://" + net.JoinHostPort(host, port)
+	uris := []string{}
+	if servers, err := opts.ICE.Servers(time.Now()); err == nil {
+		for _, s := range servers {
+			uris = append(uris, s.URI.String())
+		}
+	}
+	return SignalServeEvent{
+		Schema:        signalServeSchema,
+		Event:         "listening",
+		Addr:          addr,
+		URL:           base + "/",
+		WebSocket:     "ws" + strings.TrimPrefix(base, "http") + "/ws",
+		TLS:           tls,
+		TokenRequired: opts.Token != "" || opts.TokenSecret != "",
+		ICEServers:    uris,
+		TURN:          turn,
+	}
+}
+
+// writeSignalServeEvent prints ev as one JSON line or as text.
+func writeSignalServeEvent(w io.Writer, asJSON bool, ev SignalServeEvent) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(ev)
+	}
+	_, err := io.WriteString(w, signalServeText(ev))
+	return err
+}
+
+// signalServeText renders an event for people.
+func signalServeText(ev SignalServeEvent) string {
+	var b strings.Builder
+	if ev.Event == "stopped" && ev.Stats != nil {
+		s := ev.Stats
+		fmt.Fprintf(&b, "signaling hub stopped: %d connections, %d messages, %d error replies, %d slow clients dropped\n",
+			s.ConnectionsTotal, s.Messages, s.Errors, s.Drops)
+		return b.String()
+	}
+	b.WriteString("signaling hub listening\n")
+	row := func(name, value string) { fmt.Fprintf(&b, "  %-12s %s\n", name, value) }
+	row("page", ev.URL)
+	row("websocket", ev.WebSocket)
+	if ev.TokenRequired {
+		row("access", "token required")
+	} else {
+		row("access", "open")
+	}
+	if len(ev.ICEServers) == 0 {
+		row("ice servers", "none (host candidates only)")
+	}
+	for i, u := range ev.ICEServers {
+		name := ""
+		if i == 0 {
+			name = "ice servers"
+		}
+		row(name, u)
+	}
+	return b.String()
+}

@@ -1,0 +1,92 @@
+package signal
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the hub's and server's Prometheus collectors. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	connections      prometheus.Gauge
+	users            prometheus.Gauge
+	connectionsTotal prometheus.Counter
+	messages         *prometheus.CounterVec
+	errors           *prometheus.CounterVec
+	drops            *prometheus.CounterVec
+	rejected         *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rtckit_signal_connections", Help: "Open WebSocket connections.",
+		}),
+		users: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rtckit_signal_users", Help: "Registered users, including those away within the resume grace period.",
+		}),
+		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rtckit_signal_connections_total", Help: "WebSocket connections accepted.",
+		}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtckit_signal_messages_total", Help: "Client messages received, by type (invalid: not decodable).",
+		}, []string{"type"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtckit_signal_errors_total", Help: "Error messages sent to clients, by code.",
+		}, []string{"code"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtckit_signal_drops_total", Help: "Clients disconnected by the server, by reason.",
+		}, []string{"reason"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtckit_signal_rejected_total", Help: "WebSocket upgrades refused, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.users, m.connectionsTotal, m.messages, m.errors, m.drops, m.rejected} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) connected(delta int) {
+	if m == nil {
+		return
+	}
+	m.connections.Add(float64(delta))
+	if delta > 0 {
+		m.connectionsTotal.Inc()
+	}
+}
+
+func (m *Metrics) setUsers(n int) {
+	if m != nil {
+		m.users.Set(float64(n))
+	}
+}
+
+func (m *Metrics) message(typ string) {
+	if m == nil {
+		return
+	}
+	if !clientTypes[typ] {
+		typ = "invalid"
+	}
+	m.messages.WithLabelValues(typ).Inc()
+}
+
+func (m *Metrics) errorSent(code string) {
+	if m != nil {
+		m.errors.WithLabelValues(code).Inc()
+	}
+}
+
+func (m *Metrics) dropped(reason string) {
+	if m != nil {
+		m.drops.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) reject(reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(reason).Inc()
+	}
+}

@@ -1,0 +1,200 @@
+// Call: one RTCPeerConnection to one peer with perfect negotiation.
+//
+// Either side may send a "video-offer" at any time (the first offer, a
+// renegotiation for a new data channel, an ICE restart). When offers
+// collide, the polite peer — the one whose name sorts first — yields: its
+// setRemoteDescription rolls back its own offer. The impolite peer ignores
+// the colliding offer. When ICE fails, restartIce() starts a new offer.
+
+/** Whether self is the polite peer towards peer: the lower name is polite. */
+export function politeFor(self, peer) {
+  return self < peer;
+}
+
+/** ICE restarts tried after a failure before the call is given up. */
+export const MAX_ICE_RESTARTS = 3;
+
+export class Call {
+  /**
+   * @param {object} o
+   * @param {string} o.self our registered name
+   * @param {string} o.peer the other side's name
+   * @param {RTCIceServer[]} o.iceServers
+   * @param {(msg: object) => void} o.send sends a signaling message
+   * @param {() => void} o.onchange called when any state changes
+   * @param {(stream: MediaStream) => void} o.onstream the remote media
+   * @param {(ch: RTCDataChannel) => void} o.ondatachannel channels the peer opened
+   * @param {() => void} o.onfailed called when MAX_ICE_RESTARTS restarts in a row failed
+   */
+  constructor({ self, peer, iceServers, send, onchange, onstream, ondatachannel, onfailed }) {
+    this.self = self;
+    this.peer = peer;
+    this.polite = politeFor(self, peer);
+    this.restarts = 0;
+    /** Offers that collided with ours, and how many of them we ignored. */
+    this.collisions = 0;
+    this.ignoredOffers = 0;
+    this.remoteStream = new MediaStream();
+    this.#send = send;
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+
+    pc.onnegotiationneeded = async () => {
+      try {
+        this.#makingOffer = true;
+        await pc.setLocalDescription();
+        this.#send({ type: "video-offer", name: self, target: peer, sdp: pc.localDescription.toJSON() });
+      } catch (err) {
+        console.error("call: offer:", err);
+      } finally {
+        this.#makingOffer = false;
+      }
+    };
+    pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.#send({ type: "new-ice-candidate", name: self, target: peer, candidate: candidate.toJSON() });
+    };
+    pc.oniceconnectionstatechange = () => {
+      switch (pc.iceConnectionState) {
+        case "connected":
+        case "completed":
+          this.#failedRestarts = 0;
+          break;
+        case "failed":
+          if (this.#failedRestarts++ < MAX_ICE_RESTARTS) this.restartIce();
+          else onfailed?.();
+          break;
+      }
+      onchange();
+    };
+    pc.onconnectionstatechange = onchange;
+    pc.onsignalingstatechange = onchange;
+    pc.ontrack = ({ track }) => {
+      this.remoteStream.addTrack(track);
+      track.onunmute = () => onstream(this.remoteStream);
+      onstream(this.remoteStream);
+    };
+    pc.ondatachannel = ({ channel }) => ondatachannel(channel);
+  }
+
+  #send;
+  #makingOffer = false;
+  #ignoreOffer = false;
+  #answerPending = false;
+  #failedRestarts = 0;
+  #chain = Promise.resolve();
+
+  /** Runs fn after every earlier signaling step of this call. */
+  #serial(fn) {
+    const p = this.#chain.then(fn);
+    this.#chain = p.catch((err) => console.error("call:", err));
+    return p;
+  }
+
+  /** Sends our media: adding tracks starts (re)negotiation. */
+  addStream(stream) {
+    for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+  }
+
+  /** Answers the first offer, sending our media back. */
+  accept(offer, stream) {
+    return this.#serial(async () => {
+      await this.pc.setRemoteDescription(offer);
+      this.addStream(stream);
+      await this.pc.setLocalDescription();
+      this.#send({ type: "video-answer", name: this.self, target: this.peer, sdp: this.pc.localDescription.toJSON() });
+    });
+  }
+
+  /** Applies a remote offer or answer (perfect negotiation). */
+  handleDescription(desc) {
+    return this.#serial(async () => {
+      const pc = this.pc;
+      const readyForOffer = !this.#makingOffer && (pc.signalingState === "stable" || this.#answerPending);
+      const collision = desc.type === "offer" && !readyForOffer;
+      this.#ignoreOffer = !this.polite && collision;
+      if (collision) this.collisions++;
+      if (this.#ignoreOffer) {
+        this.ignoredOffers++;
+        return;
+      }
+      this.#answerPending = desc.type === "answer";
+      // In have-local-offer, setRemoteDescription(offer) rolls our offer back.
+      await pc.setRemoteDescription(desc);
+      this.#answerPending = false;
+      if (desc.type === "offer") {
+        await pc.setLocalDescription();
+        this.#send({ type: "video-answer", name: this.self, target: this.peer, sdp: pc.localDescription.toJSON() });
+      }
+    });
+  }
+
+  /** Adds a remote ICE candidate. */
+  handleCandidate(candidate) {
+    return this.#serial(async () => {
+      try {
+        await this.pc.addIceCandidate(candidate);
+      } catch (err) {
+        if (!this.#ignoreOffer) throw err;
+      }
+    });
+  }
+
+  /** Restarts ICE: new credentials, new candidates, a new offer. */
+  restartIce() {
+    this.restarts++;
+    this.pc.restartIce();
+  }
+
+  /** Opens a data channel to the peer. */
+  createDataChannel(label, options) {
+    return this.pc.createDataChannel(label, options);
+  }
+
+  /** Reads the selected route and media counters from getStats. */
+  async stats() {
+    const pc = this.pc;
+    const report = await pc.getStats();
+    let pair = null;
+    let framesDecoded = 0;
+    let bytesReceived = 0;
+    let bytesSent = 0;
+    for (const s of report.values()) {
+      if (s.type === "transport") {
+        bytesReceived += s.bytesReceived ?? 0;
+        bytesSent += s.bytesSent ?? 0;
+        if (s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) ?? pair;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "video") framesDecoded += s.framesDecoded ?? 0;
+    }
+    if (!pair) {
+      for (const s of report.values()) {
+        if (s.type === "candidate-pair" && (s.selected || (s.nominated && s.state === "succeeded"))) {
+          pair = s;
+          break;
+        }
+      }
+    }
+    const local = pair && report.get(pair.localCandidateId);
+    const remote = pair && report.get(pair.remoteCandidateId);
+    return {
+      connectionState: pc.connectionState,
+      iceConnectionState: pc.iceConnectionState,
+      signalingState: pc.signalingState,
+      localCandidateType: local?.candidateType ?? null,
+      remoteCandidateType: remote?.candidateType ?? null,
+      protocol: local?.protocol ?? null,
+      rttMs: pair?.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * 1000) : null,
+      framesDecoded,
+      bytesReceived,
+      bytesSent,
+      restarts: this.restarts,
+      collisions: this.collisions,
+      ignoredOffers: this.ignoredOffers,
+    };
+  }
+
+  close() {
+    this.pc.close();
+    for (const t of this.remoteStream.getTracks()) t.stop();
+  }
+}
