@@ -5,7 +5,7 @@
 //
 // The page speaks the hub's JSON protocol over a WebSocket at /ws on the
 // host it was loaded from. The file transfer format used on the data
-// channel is documented in FILES.md next to this file.
+// channel is documented in docs/file-transfer.md.
 package web
 
 import (

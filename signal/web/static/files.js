@@ -1,5 +1,5 @@
 // File transfer over RTCDataChannels; the format is documented in
-// FILES.md next to these files. One channel labelled "file" per transfer:
+// docs/file-transfer.md. One channel labelled "file" per transfer:
 // a JSON header, binary chunks of CHUNK_SIZE bytes, a JSON "eof", and the
 // receiver's JSON "file-ack" with the SHA-256 it computed.
 
