@@ -3,16 +3,14 @@ package icegather
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/golden"
+
 	"github.com/rtckit/rtckit/peer"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func goldenReport() *Report {
 	first := 8.3
@@ -52,25 +50,8 @@ func TestGoldenOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, filepath.Join("testdata", "report.txt"), text.Bytes())
-	checkGolden(t, filepath.Join("testdata", "report.json"), append(js, '\n'))
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "report.txt"), text.Bytes())
+	golden.Check(t, filepath.Join("testdata", "report.json"), append(js, '\n'))
 }
 
 func TestFindings(t *testing.T) {

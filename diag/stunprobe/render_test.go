@@ -3,14 +3,12 @@ package stunprobe
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/rtckit/rtckit/internal/golden"
+)
 
 // goldenReports are fixed reports covering the renderer's cases.
 func goldenReports() map[string]*Report {
@@ -76,26 +74,9 @@ func TestGoldenOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, filepath.Join("testdata", name+".txt"), text.Bytes())
-			checkGolden(t, filepath.Join("testdata", name+".json"), append(js, '\n'))
+			golden.Check(t, filepath.Join("testdata", name+".txt"), text.Bytes())
+			golden.Check(t, filepath.Join("testdata", name+".json"), append(js, '\n'))
 		})
-	}
-}
-
-func checkGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
 
