@@ -7,6 +7,6 @@ func newSignalCmd(g *GlobalOptions) *cobra.Command {
 		Use:   "signal",
 		Short: "Signaling: run a WebSocket hub with a browser call page",
 	}
-	c.AddCommand(newSignalServeCmd(g))
+	c.AddCommand(newSignalServeCmd(g), newSignalBenchCmd(g))
 	return c
 }

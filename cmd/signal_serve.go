@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,11 @@ type SignalServeOptions struct {
 	TURNEmbedded bool
 	TURNListen   string
 	TURNPort     int
+	// Cluster is the NATS URL that joins this hub to others; empty keeps
+	// the hub alone, in memory.
+	Cluster string
+	// ClusterName separates clusters sharing one NATS server.
+	ClusterName string
 }
 
 // SignalServeEvent is one line of `rtckit signal serve --json` output: a
@@ -91,8 +97,19 @@ type SignalServeEvent struct {
 	ICEServers []string `json:"ice_servers"`
 	// TURN are the embedded TURN server's listeners, when it runs.
 	TURN *turnserver.Addrs `json:"turn,omitempty"`
+	// Cluster describes the cluster the hub joined, with --cluster.
+	Cluster *SignalClusterInfo `json:"cluster,omitempty"`
 	// Stats are the hub's final counters in a "stopped" event.
 	Stats *rtcsignal.HubStats `json:"stats,omitempty"`
+}
+
+// SignalClusterInfo describes the cluster of a hub started with --cluster.
+type SignalClusterInfo struct {
+	// URL is the NATS URL with any password redacted.
+	URL string `json:"url"`
+	// Name is the cluster name; Node is this hub's node id.
+	Name string `json:"name"`
+	Node string `json:"node"`
 }
 
 func newSignalServeCmd(g *GlobalOptions) *cobra.Command {
@@ -121,7 +138,11 @@ a bounded send queue (a client that does not read is dropped), connection
 count, a browser Origin allow-list, and ping/idle timeouts. /healthz and
 Prometheus /metrics serve operations. On interrupt every client is told, then
 closed with 1001 after its queued messages. With --json the server prints a
-"listening" and a "stopped" event, one JSON object per line.`,
+"listening" and a "stopped" event, one JSON object per line.
+
+Several hubs form one service with --cluster nats://host:4222: users on
+different hubs see each other and call each other, through a NATS server.
+Without it the hub is alone and needs no other service.`,
 		Example: `  # A call service on this machine: open http://localhost:8080 in two tabs
   rtckit signal serve
 
@@ -134,7 +155,10 @@ closed with 1001 after its queued messages. With --json the server prints a
     --turn-secret "$TURN_SECRET"
 
   # Free port, machine-readable events
-  rtckit signal serve --listen 127.0.0.1:0 --json`,
+  rtckit signal serve --listen 127.0.0.1:0 --json
+
+  # Two hubs of one service, joined through NATS
+  rtckit signal serve --listen 0.0.0.0:8080 --cluster nats://nats.internal:4222 --cluster-name prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.validate(); err != nil {
@@ -171,6 +195,8 @@ closed with 1001 after its queued messages. With --json the server prints a
 	f.BoolVar(&opts.TURNEmbedded, "turn-embedded", false, "run a TURN server in this process and hand out credentials for it")
 	f.StringVar(&opts.TURNListen, "turn-listen", "", "IP of the embedded TURN server (default: the --listen IP, which must then be concrete)")
 	f.IntVar(&opts.TURNPort, "turn-port", 3478, "UDP and TCP port of the embedded TURN server (0: a free one)")
+	f.StringVar(&opts.Cluster, "cluster", "", "join other hubs through NATS: nats://[user:pass@]host:port (tls:// for TLS; comma-separated for several)")
+	f.StringVar(&opts.ClusterName, "cluster-name", rtcsignal.DefaultClusterName, "cluster name, to run several clusters on one NATS server (letters, digits, - and _)")
 	return c
 }
 
@@ -210,7 +236,41 @@ func (o *SignalServeOptions) validate() error {
 	if _, err := o.ICE.Servers(time.Now()); err != nil {
 		return err
 	}
+	if o.Cluster != "" {
+		if err := rtcsignal.CheckClusterURL(o.Cluster); err != nil {
+			return fmt.Errorf("--cluster: %w", err)
+		}
+	}
+	if err := rtcsignal.CheckClusterName(o.ClusterName); err != nil {
+		return fmt.Errorf("--cluster-name: %w", err)
+	}
 	return nil
+}
+
+// redactClusterURL returns the --cluster URLs without passwords.
+func redactClusterURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// joinCluster connects to the --cluster NATS server; nil without one.
+func joinCluster(ctx context.Context, g *GlobalOptions, opts *SignalServeOptions) (*rtcsignal.Cluster, error) {
+	if opts.Cluster == "" {
+		return nil, nil
+	}
+	cl, err := rtcsignal.NewCluster(ctx, rtcsignal.ClusterConfig{URL: opts.Cluster, Name: opts.ClusterName, Logger: g.Logger()})
+	if err != nil {
+		if errors.Is(err, rtcsignal.ErrInvalidConfig) {
+			return nil, usageError(fmt.Errorf("--cluster: %w", err))
+		}
+		return nil, fmt.Errorf("--cluster %s: %w", redactClusterURL(opts.Cluster), err)
+	}
+	return cl, nil
 }
 
 // turnListenIP returns the embedded TURN server's IP: --turn-listen, or
@@ -339,26 +399,45 @@ func runSignalServe(ctx context.Context, g *GlobalOptions, opts *SignalServeOpti
 		turnAddrs, stopTURN = &addrs, stop
 	}
 	cfg.Hub.ICEServers = iceServersFor(opts.ICE, time.Now)
+	cluster, err := joinCluster(ctx, g, opts)
+	if err != nil {
+		return errors.Join(err, stopTURN())
+	}
+	stop := stopTURN
+	if cluster != nil {
+		cfg.Hub.Bus = cluster
+		// The cluster closes after the hub's shutdown has told the other
+		// nodes that its users are gone.
+		stop = func() error { return errors.Join(cluster.Close(), stopTURN()) }
+	}
 	srv, err := rtcsignal.NewServer(cfg)
 	if err != nil {
-		err = errors.Join(err, stopTURN())
+		err = errors.Join(err, stop())
 		if errors.Is(err, rtcsignal.ErrInvalidConfig) {
 			return usageError(err)
 		}
 		return err
 	}
+	if cluster != nil {
+		if err := cluster.Start(srv.Hub()); err != nil {
+			return errors.Join(fmt.Errorf("--cluster: %w", err), stop())
+		}
+	}
 	l, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
-		return errors.Join(fmt.Errorf("--listen: %w", err), stopTURN())
+		return errors.Join(fmt.Errorf("--listen: %w", err), stop())
 	}
 	ev := signalListeningEvent(l.Addr().String(), srv.TLS(), opts, turnAddrs)
+	if cluster != nil {
+		ev.Cluster = &SignalClusterInfo{URL: redactClusterURL(opts.Cluster), Name: cluster.Name(), Node: cluster.NodeID()}
+	}
 	if err := writeSignalServeEvent(out, g.JSON, ev); err != nil {
-		return errors.Join(err, l.Close(), stopTURN())
+		return errors.Join(err, l.Close(), stop())
 	}
 	serveErr := srv.Serve(ctx, l)
 	stats := srv.Hub().Stats()
 	ev.Event, ev.Stats = "stopped", &stats
-	return errors.Join(serveErr, stopTURN(), writeSignalServeEvent(out, g.JSON, ev))
+	return errors.Join(serveErr, stop(), writeSignalServeEvent(out, g.JSON, ev))
 }
 
 // signalListeningEvent describes the bound server; a loopback or wildcard
@@ -418,6 +497,9 @@ func signalServeText(ev SignalServeEvent) string {
 		row("access", "token required")
 	} else {
 		row("access", "open")
+	}
+	if ev.Cluster != nil {
+		row("cluster", fmt.Sprintf("%s at %s (node %s)", ev.Cluster.Name, ev.Cluster.URL, ev.Cluster.Node))
 	}
 	if len(ev.ICEServers) == 0 {
 		row("ice servers", "none (host candidates only)")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	rtcsignal "github.com/rtckit/rtckit/signal"
 	"go.uber.org/goleak"
 )
@@ -224,6 +225,9 @@ func TestSignalServeUsage(t *testing.T) {
 		{"stun URI for turn", []string{"--turn", "stun:example.net"}},
 		{"turn without credentials", []string{"--turn", "turn:example.net"}},
 		{"missing certificate", []string{"--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.pem"}},
+		{"cluster not nats", []string{"--cluster", "http://127.0.0.1:4222"}},
+		{"cluster without host", []string{"--cluster", "nats://"}},
+		{"cluster name with a dot", []string{"--cluster", "nats://127.0.0.1:4222", "--cluster-name", "a.b"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut strings.Builder
@@ -250,9 +254,113 @@ func TestSignalServeText(t *testing.T) {
 	if got := signalServeText(ev); got != want {
 		t.Errorf("listening text:\n%s\nwant:\n%s", got, want)
 	}
+	ev.Cluster = &SignalClusterInfo{URL: "nats://u:xxxxx@nats.example.net:4222", Name: "prod", Node: "3f2a"}
+	if got := signalServeText(ev); !strings.Contains(got, "  cluster      prod at nats://u:xxxxx@nats.example.net:4222 (node 3f2a)\n") {
+		t.Errorf("listening text with a cluster:\n%s", got)
+	}
 	ev.Event = "stopped"
 	ev.Stats = &rtcsignal.HubStats{ConnectionsTotal: 3, Messages: 40, Errors: 2, Drops: 1}
 	if got := signalServeText(ev); got != "signaling hub stopped: 3 connections, 40 messages, 2 error replies, 1 slow clients dropped\n" {
 		t.Errorf("stopped text %q", got)
+	}
+}
+
+// startTestNATS runs an embedded NATS server on a random loopback port; the
+// returned function stops it.
+func startTestNATS(t *testing.T) (string, func()) {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	stop := func() { ns.Shutdown(); ns.WaitForShutdown() }
+	if !ns.ReadyForConnections(signalServeWait) {
+		stop()
+		t.Fatal("NATS server not ready")
+	}
+	return ns.ClientURL(), stop
+}
+
+// joinHub connects to a hub and registers name.
+func joinHub(t *testing.T, addr, name string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), signalServeWait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"username","name":"`+name+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+// readUntil reads hub messages until one of type typ for which ok holds.
+func readUntil(t *testing.T, ws *websocket.Conn, typ string, ok func(rtcsignal.Message) bool) rtcsignal.Message {
+	t.Helper()
+	for {
+		if m := readMessage(t, ws); m.Type == typ && ok(m) {
+			return m
+		}
+	}
+}
+
+func TestSignalServeCluster(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	natsURL, stopNATS := startTestNATS(t)
+	defer stopNATS()
+	one, ev1 := startSignalServe(t, "--listen", "127.0.0.1:0", "--cluster", natsURL, "--cluster-name", "cmdtest")
+	two, ev2 := startSignalServe(t, "--listen", "127.0.0.1:0", "--cluster", natsURL, "--cluster-name", "cmdtest")
+	for _, ev := range []SignalServeEvent{ev1, ev2} {
+		if ev.Cluster == nil || ev.Cluster.Name != "cmdtest" || ev.Cluster.URL != natsURL || ev.Cluster.Node == "" {
+			t.Fatalf("listening %+v", ev)
+		}
+	}
+	if ev1.Cluster.Node == ev2.Cluster.Node {
+		t.Fatalf("both hubs are node %s", ev1.Cluster.Node)
+	}
+
+	alice := joinHub(t, ev1.Addr, "alice")
+	defer alice.CloseNow()
+	bob := joinHub(t, ev2.Addr, "bob")
+	defer bob.CloseNow()
+	both := func(m rtcsignal.Message) bool { return strings.Join(m.Users, ",") == "alice,bob" }
+	readUntil(t, alice, rtcsignal.TypeUserList, both)
+	readUntil(t, bob, rtcsignal.TypeUserList, both)
+	ctx, cancel := context.WithTimeout(context.Background(), signalServeWait)
+	defer cancel()
+	if err := alice.Write(ctx, websocket.MessageText, []byte(`{"type":"video-offer","target":"bob","sdp":{"type":"offer","sdp":"v=0"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, bob, rtcsignal.TypeVideoOffer, func(m rtcsignal.Message) bool { return m.Name == "alice" })
+
+	// The first hub stopping takes alice off the second hub's list.
+	one.cancel()
+	readClosed(t, alice)
+	if _, code := one.stop(); code != ExitOK {
+		t.Fatalf("exit %d; stderr: %s", code, one.errOut.String())
+	}
+	readUntil(t, bob, rtcsignal.TypeUserList, func(m rtcsignal.Message) bool { return strings.Join(m.Users, ",") == "bob" })
+	two.cancel()
+	readClosed(t, bob)
+	if _, code := two.stop(); code != ExitOK {
+		t.Fatalf("exit %d; stderr: %s", code, two.errOut.String())
+	}
+}
+
+// readClosed reads until the hub closes the connection with 1001.
+func readClosed(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), signalServeWait)
+	defer cancel()
+	for {
+		if _, _, err := ws.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+				t.Fatalf("closed with %v", err)
+			}
+			return
+		}
 	}
 }

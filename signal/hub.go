@@ -91,8 +91,9 @@ type HubConfig struct {
 
 // Bus connects the hubs of a cluster: a message whose target is not a
 // user of this hub is published, and the node holding the target hands it
-// to its hub with Hub.Deliver. Only targeted messages cross the bus; names,
-// user lists and broadcasts are per hub.
+// to its hub with Hub.Deliver. Only targeted messages cross a plain Bus;
+// names, user lists and broadcasts stay per hub unless it also implements
+// Presence.
 type Bus interface {
 	// Publish sends data, a relayed message already stamped with its
 	// sender's name, toward the node holding the user named target, and
@@ -100,6 +101,22 @@ type Bus interface {
 	// locked: it must not block and must not call into a hub before it
 	// returns.
 	Publish(target string, data []byte) bool
+}
+
+// Presence is implemented by a Bus that also shares users and broadcasts
+// across the cluster (Cluster does). With it, names are unique across the
+// nodes (best effort, see docs/signal-serve.md), user lists list every
+// node's users, and messages without a target reach every node. Its
+// methods are called with the hub locked: they must not block and must not
+// call into a hub before they return.
+type Presence interface {
+	// Announce gives the hub's own users: the connected names and the
+	// names reserved for a resume. It is called on every change, and may
+	// also be called without one.
+	Announce(users, away []string)
+	// Broadcast sends data, a relayed message without a target, to the
+	// other nodes, which hand it in with Hub.DeliverAll.
+	Broadcast(data []byte)
 }
 
 func (c HubConfig) withDefaults() HubConfig {
@@ -142,6 +159,11 @@ type Hub struct {
 	clients map[*Client]struct{}
 	byName  map[string]*session
 	byToken map[string]*session
+
+	// Users of other nodes, from Hub.SetRemoteUsers: connected names for
+	// the user list, and every name they hold for uniqueness.
+	remoteUsers []string
+	remoteNames map[string]struct{}
 
 	connectionsTotal, errors, drops uint64        // guarded by mu
 	messages                        atomic.Uint64 // counted outside mu
@@ -395,11 +417,7 @@ func (h *Hub) register(c *Client, m Message) {
 		h.broadcastUserListLocked()
 		return
 	}
-	name := want
-	for i := 1; h.byName[name] != nil && h.byName[name] != s; i++ {
-		suffix := strconv.Itoa(i)
-		name = truncate(want, MaxNameLen-len(suffix)) + suffix
-	}
+	name := h.freeNameLocked(want, s)
 	if name != m.Name {
 		h.sendLocked(c, Message{Type: TypeRejectUsername, ID: c.id, Name: name})
 	}
@@ -487,6 +505,9 @@ func (h *Hub) relay(c *Client, m Message) {
 				h.sendRawLocked(other, data)
 			}
 		}
+		if p, ok := h.cfg.Bus.(Presence); ok {
+			p.Broadcast(data)
+		}
 		return
 	}
 	if code := h.deliverLocked(m.Target, data, s, m.Type); code != "" {
@@ -537,6 +558,89 @@ func (h *Hub) Deliver(target string, data []byte) bool {
 	return h.deliverLocked(target, data, nil, "") == ""
 }
 
+// DeliverAll hands a message without a target that arrived on the bus to
+// every local connection. data is a relayed message as Presence.Broadcast
+// received it.
+func (h *Hub) DeliverAll(data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for c := range h.clients {
+		h.sendRawLocked(c, data)
+	}
+}
+
+// RemoteUsers are the users of the other nodes of a cluster, as a
+// Presence bus gives them to Hub.SetRemoteUsers.
+type RemoteUsers struct {
+	// Users are connected names, shown in user lists.
+	Users []string
+	// Reserved are names held for a resume; like Users, local users
+	// cannot take them.
+	Reserved []string
+	// Yield are names that users of this hub hold too (two nodes took a
+	// name at the same time) and that the cluster gave to the other
+	// node: the local holders are renamed as if they had asked for it
+	// now, and told with rejectusername.
+	Yield []string
+}
+
+// SetRemoteUsers replaces the users of the other nodes of a cluster.
+// Every connection gets the new user list when it changed.
+func (h *Hub) SetRemoteUsers(r RemoteUsers) {
+	users := slices.Clone(r.Users)
+	slices.Sort(users)
+	users = slices.Compact(users)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	names := make(map[string]struct{}, len(r.Reserved)+len(users))
+	for _, n := range slices.Concat(users, r.Reserved) {
+		names[n] = struct{}{}
+	}
+	changed := !slices.Equal(users, h.remoteUsers)
+	h.remoteUsers, h.remoteNames = users, names
+	for _, name := range r.Yield {
+		s := h.byName[name]
+		if s == nil {
+			continue
+		}
+		delete(h.byName, name)
+		s.name = h.freeNameLocked(name, s)
+		h.byName[s.name] = s
+		h.log.Info("user renamed: the name was taken on another node at the same time", "name", name, "new", s.name)
+		if s.client != nil {
+			h.sendLocked(s.client, Message{Type: TypeRejectUsername, ID: s.client.id, Name: s.name})
+		}
+		changed = true
+	}
+	if changed {
+		h.broadcastUserListLocked()
+	}
+}
+
+// freeNameLocked returns want, or want with the lowest number appended
+// that makes it a name that neither another session of this hub nor a
+// user of another node holds.
+func (h *Hub) freeNameLocked(want string, s *session) string {
+	name := want
+	for i := 1; (h.byName[name] != nil && h.byName[name] != s) || h.takenRemotelyLocked(name); i++ {
+		suffix := strconv.Itoa(i)
+		name = truncate(want, MaxNameLen-len(suffix)) + suffix
+	}
+	return name
+}
+
+// takenRemotelyLocked reports whether a user of another node holds name.
+func (h *Hub) takenRemotelyLocked(name string) bool {
+	_, ok := h.remoteNames[name]
+	return ok
+}
+
 // scheduleLocked arms s's timer for its next deadline: the end of the grace
 // period or the oldest queued message's expiry.
 func (h *Hub) scheduleLocked(s *session) {
@@ -561,6 +665,7 @@ func (h *Hub) expire(s *session) {
 	if !now.Before(s.awayUntil) {
 		h.log.Debug("session expired", "name", s.name)
 		h.removeSessionLocked(s)
+		h.announceLocked(nil)
 		return
 	}
 	i := 0
@@ -598,16 +703,19 @@ func (h *Hub) removeSessionLocked(s *session) {
 	delete(h.byToken, s.token)
 }
 
-// broadcastUserListLocked sends the names of connected users to every
-// connection.
+// broadcastUserListLocked sends the names of connected users, of this hub
+// and of the other nodes, to every connection.
 func (h *Hub) broadcastUserListLocked() {
-	users := make([]string, 0, len(h.byName))
+	users := make([]string, 0, len(h.byName)+len(h.remoteUsers))
 	for c := range h.clients {
 		if c.sess != nil && c.sess.client == c {
 			users = append(users, c.sess.name)
 		}
 	}
+	h.announceLocked(users)
+	users = append(users, h.remoteUsers...)
 	slices.Sort(users)
+	users = slices.Compact(users)
 	h.cfg.Metrics.setUsers(len(h.byName))
 	data, err := Encode(Message{Type: TypeUserList, Users: users})
 	if err != nil {
@@ -616,6 +724,32 @@ func (h *Hub) broadcastUserListLocked() {
 	for c := range h.clients {
 		h.sendRawLocked(c, data)
 	}
+}
+
+// announceLocked gives a Presence bus this hub's users: connected, the
+// connected names when the caller has them, and away.
+func (h *Hub) announceLocked(connected []string) {
+	p, ok := h.cfg.Bus.(Presence)
+	if !ok || h.closed {
+		return // Shutdown announced the end
+	}
+	if connected == nil {
+		for c := range h.clients {
+			if c.sess != nil && c.sess.client == c {
+				connected = append(connected, c.sess.name)
+			}
+		}
+	}
+	users := slices.Clone(connected)
+	slices.Sort(users)
+	var away []string
+	for name, s := range h.byName {
+		if s.client == nil {
+			away = append(away, name)
+		}
+	}
+	slices.Sort(away)
+	p.Announce(users, away)
 }
 
 // Shutdown tells every client that the server is going away and closes its
@@ -642,6 +776,9 @@ func (h *Hub) Shutdown(reason string) {
 	}
 	clear(h.byName)
 	clear(h.byToken)
+	if p, ok := h.cfg.Bus.(Presence); ok {
+		p.Announce(nil, nil) // the other nodes drop this hub's users now
+	}
 }
 
 // newToken returns a random resume token.

@@ -581,9 +581,10 @@ func TestShutdownDrainTimeout(t *testing.T) {
 	}
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
-	// A client that never reads nor answers the close handshake.
+	// A client that, once connected (its "id" read, so the server has
+	// registered it), never reads again nor answers the close handshake.
 	c := mustDial(t, wsURL(ts, "/"), nil)
-	_ = c
+	c.until(TypeID)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {

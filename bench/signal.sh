@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark: the signaling hub (`rtckit signal serve`) under `rtckit signal
+# bench`, the hub pinned to core 1 and the generator to core 0 (taskset,
+# util-linux), a fresh hub per scenario, on loopback only:
+#   (a) idle connections just below the open-file limit, spread over
+#       127.0.0.2-127.0.0.9: memory per idle connection;
+#   (b) 100 sender→receiver pairs as fast as possible: messages/s and CPU;
+#   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency.
+# Prints a Markdown table on stdout; the raw JSON reports stay in $out.
+#
+# Usage: bench/signal.sh [DURATION]   (default 10s per throughput scenario)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+duration="${1:-10s}"
+pairs=100
+rate=45000
+
+for tool in taskset jq; do
+	command -v "$tool" >/dev/null || { echo "signal.sh: $tool is needed" >&2; exit 1; }
+done
+if [ "$(nproc)" -lt 2 ]; then
+	echo "signal.sh: two cores are needed (hub on core 1, generator on core 0)" >&2
+	exit 1
+fi
+
+# Both processes need one file per connection plus a few of their own.
+limit="$(ulimit -n)"
+idle=18000
+if [ "$limit" != unlimited ] && [ $((limit - 1000)) -lt "$idle" ]; then
+	idle=$((limit - 1000))
+fi
+
+out="$(mktemp -d)"
+bin="$out/rtckit"
+hub_pid=""
+stop_hub() {
+	if [ -n "$hub_pid" ]; then
+		kill -INT "$hub_pid" 2>/dev/null || true
+		wait "$hub_pid" 2>/dev/null || true
+		hub_pid=""
+	fi
+}
+trap 'stop_hub' EXIT
+go build -o "$bin" .
+
+# start_hub starts a fresh hub on a free loopback port and sets hub_pid
+# and hub_url.
+start_hub() {
+	: >"$out/hub.json"
+	taskset -c 1 "$bin" --json signal serve --listen 127.0.0.1:0 --rate 0 \
+		--max-connections $((idle + 1000)) >"$out/hub.json" 2>"$out/hub.log" &
+	hub_pid=$!
+	hub_url=""
+	for _ in $(seq 100); do
+		hub_url="$(jq -r 'select(.event=="listening") | .websocket' "$out/hub.json" 2>/dev/null || true)"
+		[ -n "$hub_url" ] && break
+		sleep 0.1
+	done
+	if [ -z "$hub_url" ]; then
+		echo "signal.sh: the hub did not start:" >&2
+		cat "$out/hub.log" >&2
+		exit 1
+	fi
+	hub_url="${hub_url/localhost/127.0.0.1}"
+}
+
+# bench NAME ARGS... runs the generator on core 0 against a fresh hub.
+bench() {
+	local name="$1"
+	shift
+	start_hub
+	echo "signal.sh: $name: rtckit signal bench --url $hub_url --hub-pid $hub_pid $*" >&2
+	taskset -c 0 "$bin" --json signal bench --url "$hub_url" --hub-pid "$hub_pid" "$@" >"$out/$name.json"
+	stop_hub
+}
+
+bench idle --pairs 0 --idle "$idle" --duration 5s --source-ip 127.0.0.2-127.0.0.9
+bench max --pairs "$pairs" --rate 0 --duration "$duration"
+bench rate --pairs "$pairs" --rate "$rate" --duration "$duration"
+
+echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | lost | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+row() {
+	jq -r --arg name "$2" '
+		def ms: if . == null then "–" else (. / 1e6 * 100 | round / 100 | tostring) end;
+		def r(n): (. * n | round) / n;
+		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
+		"$out/$1.json"
+}
+row idle "(a) $idle idle connections"
+row max "(b) $pairs pairs, as fast as possible"
+row rate "(c) $pairs pairs at $rate msg/s"
+echo
+echo "Raw reports: $out/{idle,max,rate}.json" >&2

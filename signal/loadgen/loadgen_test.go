@@ -1,0 +1,175 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtckit/rtckit/signal"
+	"go.uber.org/goleak"
+)
+
+// testTimeout bounds every run in these tests.
+const testTimeout = 30 * time.Second
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startHub serves an in-process hub without a per-connection rate limit.
+func startHub(t *testing.T) string {
+	t.Helper()
+	s, err := signal.NewServer(signal.Config{Hub: signal.HubConfig{Rate: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		ts.Close()
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"rate", Options{Pairs: 10, Rate: 500, Duration: time.Second}},
+		{"window", Options{Pairs: 10, Window: 4, Duration: 500 * time.Millisecond}},
+		{"idle and churn", Options{Pairs: 4, Rate: 200, Idle: 20, Churn: 8, Duration: time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := tt.opts
+			opts.URL = startHub(t)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			res, err := Run(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Sent == 0 || res.Delivered != res.Sent || res.Lost != 0 {
+				t.Errorf("sent %d, delivered %d, lost %d", res.Sent, res.Delivered, res.Lost)
+			}
+			if want := int64(2*opts.Pairs + opts.Idle); res.Connections != want {
+				t.Errorf("connections = %d, want %d", res.Connections, want)
+			}
+			l := res.Latency
+			if l == nil || l.Samples != int(res.Delivered) || l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+				t.Errorf("latency = %+v", l)
+			}
+			if res.Errors.Dial != 0 || res.Errors.Send != 0 || len(res.Errors.Server) != 0 {
+				t.Errorf("errors = %+v", res.Errors)
+			}
+			if opts.Churn > 0 && res.Reconnects == 0 {
+				t.Error("no reconnects with churn")
+			}
+			if opts.Rate > 0 && res.MessagesPerSecond > 1.5*opts.Rate {
+				t.Errorf("%.0f messages/s, over the target %.0f", res.MessagesPerSecond, opts.Rate)
+			}
+		})
+	}
+}
+
+func TestRunIdleOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	res, err := Run(ctx, Options{URL: startHub(t), Idle: 30, Duration: 100 * time.Millisecond, HubPID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Connections != 30 || res.Sent != 0 || res.Latency != nil {
+		t.Errorf("result = %+v", res)
+	}
+	if res.Hub == nil || res.Hub.RSSAfter <= 0 || res.Hub.PID != os.Getpid() {
+		t.Errorf("hub = %+v", res.Hub)
+	}
+}
+
+func TestRunInvalid(t *testing.T) {
+	for _, o := range []Options{
+		{URL: "http://127.0.0.1:1/ws", Pairs: 1},
+		{URL: "ws://127.0.0.1:1/ws"},
+		{URL: "ws://127.0.0.1:1/ws", Pairs: -1},
+		{URL: "ws://127.0.0.1:1/ws", Pairs: 1, Rate: -1},
+		{URL: "ws://127.0.0.1:1/ws", Idle: 1, Churn: 1},
+	} {
+		if _, err := Run(context.Background(), o); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("Run(%+v) = %v, want ErrInvalidOptions", o, err)
+		}
+	}
+}
+
+func TestRunNoHub(t *testing.T) {
+	// A closed port: every dial is refused at once.
+	ts := httptest.NewServer(nil)
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws"
+	ts.Close()
+	_, err := Run(context.Background(), Options{URL: url, Pairs: 2, Duration: 100 * time.Millisecond})
+	if !errors.Is(err, ErrNoConnections) {
+		t.Errorf("err = %v, want ErrNoConnections", err)
+	}
+}
+
+func TestOfferSize(t *testing.T) {
+	msg, at := offer("bob", 512)
+	if string(msg[at-len(marker):at]) != string(marker) {
+		t.Fatalf("timestamp offset %d is not after the marker in %s", at, msg)
+	}
+	// The SDP string is 512 bytes; JSON escapes its 5 CRLFs as 4 bytes each.
+	if n := len(msg); n < 512 || n > 512+200 {
+		t.Errorf("offer of %d bytes for a 512-byte SDP", n)
+	}
+}
+
+func TestLatencyOf(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	got := latencyOf(lat)
+	want := Latency{Samples: 100, P50: 50 * time.Millisecond, P90: 90 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
+	if *got != want {
+		t.Errorf("latencyOf = %+v, want %+v", *got, want)
+	}
+	if latencyOf(nil) != nil {
+		t.Error("latencyOf(nil) != nil")
+	}
+}
+
+func TestProc(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "42")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	status := "Name:\trtckit\nVmPeak:\t  9000 kB\nVmRSS:\t    2048 kB\nThreads:\t5\n"
+	stat := "42 (rt ck) it) S 1 42 42 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 5 0 100 0 0\n"
+	for name, s := range map[string]string{"status": status, "stat": stat} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := readProc(root, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (procSample{RSS: 2 << 20, CPU: 2 * time.Second}); got != want {
+		t.Errorf("readProc = %+v, want %+v", got, want)
+	}
+	if _, err := readProc(root, 43); err == nil {
+		t.Error("readProc of a missing process succeeded")
+	}
+	if _, err := parseVmRSS([]byte("Name:\tx\n")); err == nil {
+		t.Error("parseVmRSS without VmRSS succeeded")
+	}
+}
