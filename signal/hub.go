@@ -1,8 +1,6 @@
 package signal
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -89,36 +87,6 @@ type HubConfig struct {
 	Bus Bus
 }
 
-// Bus connects the hubs of a cluster: a message whose target is not a
-// user of this hub is published, and the node holding the target hands it
-// to its hub with Hub.Deliver. Only targeted messages cross a plain Bus;
-// names, user lists and broadcasts stay per hub unless it also implements
-// Presence.
-type Bus interface {
-	// Publish sends data, a relayed message already stamped with its
-	// sender's name, toward the node holding the user named target, and
-	// reports false when no node holds it. It is called with the hub
-	// locked: it must not block and must not call into a hub before it
-	// returns.
-	Publish(target string, data []byte) bool
-}
-
-// Presence is implemented by a Bus that also shares users and broadcasts
-// across the cluster (Cluster does). With it, names are unique across the
-// nodes (best effort, see docs/signal-serve.md), user lists list every
-// node's users, and messages without a target reach every node. Its
-// methods are called with the hub locked: they must not block and must not
-// call into a hub before they return.
-type Presence interface {
-	// Announce gives the hub's own users: the connected names and the
-	// names reserved for a resume. It is called on every change, and may
-	// also be called without one.
-	Announce(users, away []string)
-	// Broadcast sends data, a relayed message without a target, to the
-	// other nodes, which hand it in with Hub.DeliverAll.
-	Broadcast(data []byte)
-}
-
 func (c HubConfig) withDefaults() HubConfig {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
@@ -167,25 +135,6 @@ type Hub struct {
 
 	connectionsTotal, errors, drops uint64        // guarded by mu
 	messages                        atomic.Uint64 // counted outside mu
-}
-
-// session is a registered name, attached to a client or away within the
-// resume grace period.
-type session struct {
-	name, token string
-	client      *Client // nil while away
-	awayUntil   time.Time
-	queue       []queued
-	timer       *time.Timer
-	dead        bool
-}
-
-// queued is a message waiting for an away user.
-type queued struct {
-	data  []byte
-	from  *session
-	ref   string
-	until time.Time
 }
 
 // Client is one connection known to the hub.
@@ -439,41 +388,6 @@ func (h *Hub) register(c *Client, m Message) {
 	h.broadcastUserListLocked()
 }
 
-// resume handles a resume message, the first of a connection.
-func (h *Hub) resume(c *Client, token string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.byToken[token]
-	if s == nil || h.cfg.ResumeGrace <= 0 {
-		h.sendLocked(c, Message{Type: TypeError, Code: CodeInvalidToken, Ref: TypeResume,
-			Message: "unknown or expired resume token; register with a username message"})
-		return
-	}
-	if old := s.client; old != nil {
-		old.sess = nil
-		old.dropped = true
-		old.conn.Close(StatusReplaced, "session resumed on another connection")
-	}
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	delete(h.byToken, s.token)
-	s.token = newToken()
-	h.byToken[s.token] = s
-	s.client = c
-	c.sess = s
-	h.log.Debug("user resumed", "id", c.id, "name", s.name, "queued", len(s.queue))
-	h.sendLocked(c, Message{Type: TypeID, ID: c.id})
-	h.sendLocked(c, Message{Type: TypeSession, Token: s.token, ResumeMS: h.cfg.ResumeGrace.Milliseconds(), Name: s.name})
-	h.broadcastUserListLocked()
-	q := s.queue
-	s.queue = nil
-	for _, m := range q {
-		h.sendRawLocked(c, m.data)
-	}
-}
-
 // relay handles chat and call messages: it sets the sender's identity and
 // routes the message to its target, or to everyone without one.
 func (h *Hub) relay(c *Client, m Message) {
@@ -546,83 +460,6 @@ func (h *Hub) deliverLocked(target string, data []byte, from *session, ref strin
 	return ""
 }
 
-// Deliver hands a message that arrived on the bus to the local user named
-// target (queued while the user is away). It reports false when no such
-// user is here. data is a relayed message as Publish received it.
-func (h *Hub) Deliver(target string, data []byte) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
-	}
-	return h.deliverLocked(target, data, nil, "") == ""
-}
-
-// DeliverAll hands a message without a target that arrived on the bus to
-// every local connection. data is a relayed message as Presence.Broadcast
-// received it.
-func (h *Hub) DeliverAll(data []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	for c := range h.clients {
-		h.sendRawLocked(c, data)
-	}
-}
-
-// RemoteUsers are the users of the other nodes of a cluster, as a
-// Presence bus gives them to Hub.SetRemoteUsers.
-type RemoteUsers struct {
-	// Users are connected names, shown in user lists.
-	Users []string
-	// Reserved are names held for a resume; like Users, local users
-	// cannot take them.
-	Reserved []string
-	// Yield are names that users of this hub hold too (two nodes took a
-	// name at the same time) and that the cluster gave to the other
-	// node: the local holders are renamed as if they had asked for it
-	// now, and told with rejectusername.
-	Yield []string
-}
-
-// SetRemoteUsers replaces the users of the other nodes of a cluster.
-// Every connection gets the new user list when it changed.
-func (h *Hub) SetRemoteUsers(r RemoteUsers) {
-	users := slices.Clone(r.Users)
-	slices.Sort(users)
-	users = slices.Compact(users)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	names := make(map[string]struct{}, len(r.Reserved)+len(users))
-	for _, n := range slices.Concat(users, r.Reserved) {
-		names[n] = struct{}{}
-	}
-	changed := !slices.Equal(users, h.remoteUsers)
-	h.remoteUsers, h.remoteNames = users, names
-	for _, name := range r.Yield {
-		s := h.byName[name]
-		if s == nil {
-			continue
-		}
-		delete(h.byName, name)
-		s.name = h.freeNameLocked(name, s)
-		h.byName[s.name] = s
-		h.log.Info("user renamed: the name was taken on another node at the same time", "name", name, "new", s.name)
-		if s.client != nil {
-			h.sendLocked(s.client, Message{Type: TypeRejectUsername, ID: s.client.id, Name: s.name})
-		}
-		changed = true
-	}
-	if changed {
-		h.broadcastUserListLocked()
-	}
-}
-
 // freeNameLocked returns want, or want with the lowest number appended
 // that makes it a name that neither another session of this hub nor a
 // user of another node holds.
@@ -633,74 +470,6 @@ func (h *Hub) freeNameLocked(want string, s *session) string {
 		name = truncate(want, MaxNameLen-len(suffix)) + suffix
 	}
 	return name
-}
-
-// takenRemotelyLocked reports whether a user of another node holds name.
-func (h *Hub) takenRemotelyLocked(name string) bool {
-	_, ok := h.remoteNames[name]
-	return ok
-}
-
-// scheduleLocked arms s's timer for its next deadline: the end of the grace
-// period or the oldest queued message's expiry.
-func (h *Hub) scheduleLocked(s *session) {
-	next := s.awayUntil
-	if len(s.queue) > 0 && s.queue[0].until.Before(next) {
-		next = s.queue[0].until
-	}
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	s.timer = time.AfterFunc(time.Until(next), func() { h.expire(s) })
-}
-
-// expire runs at a session's deadline.
-func (h *Hub) expire(s *session) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if s.dead || s.client != nil {
-		return
-	}
-	now := time.Now()
-	if !now.Before(s.awayUntil) {
-		h.log.Debug("session expired", "name", s.name)
-		h.removeSessionLocked(s)
-		h.announceLocked(nil)
-		return
-	}
-	i := 0
-	for i < len(s.queue) && !now.Before(s.queue[i].until) {
-		h.expiredLocked(s, s.queue[i])
-		i++
-	}
-	s.queue = s.queue[i:]
-	h.scheduleLocked(s)
-}
-
-// expiredLocked tells the sender of q that it was not delivered.
-func (h *Hub) expiredLocked(to *session, q queued) {
-	if q.from == nil || q.from.client == nil {
-		return
-	}
-	h.sendLocked(q.from.client, Message{Type: TypeError, Code: CodeExpired, Ref: q.ref, Target: to.name,
-		Message: "the user did not come back in time; the message was not delivered"})
-}
-
-// removeSessionLocked forgets s, expiring its queued messages.
-func (h *Hub) removeSessionLocked(s *session) {
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timer = nil
-	}
-	s.dead = true
-	for _, q := range s.queue {
-		h.expiredLocked(s, q)
-	}
-	s.queue = nil
-	if h.byName[s.name] == s {
-		delete(h.byName, s.name)
-	}
-	delete(h.byToken, s.token)
 }
 
 // broadcastUserListLocked sends the names of connected users, of this hub
@@ -724,32 +493,6 @@ func (h *Hub) broadcastUserListLocked() {
 	for c := range h.clients {
 		h.sendRawLocked(c, data)
 	}
-}
-
-// announceLocked gives a Presence bus this hub's users: connected, the
-// connected names when the caller has them, and away.
-func (h *Hub) announceLocked(connected []string) {
-	p, ok := h.cfg.Bus.(Presence)
-	if !ok || h.closed {
-		return // Shutdown announced the end
-	}
-	if connected == nil {
-		for c := range h.clients {
-			if c.sess != nil && c.sess.client == c {
-				connected = append(connected, c.sess.name)
-			}
-		}
-	}
-	users := slices.Clone(connected)
-	slices.Sort(users)
-	var away []string
-	for name, s := range h.byName {
-		if s.client == nil {
-			away = append(away, name)
-		}
-	}
-	slices.Sort(away)
-	p.Announce(users, away)
 }
 
 // Shutdown tells every client that the server is going away and closes its
@@ -779,11 +522,4 @@ func (h *Hub) Shutdown(reason string) {
 	if p, ok := h.cfg.Bus.(Presence); ok {
 		p.Announce(nil, nil) // the other nodes drop this hub's users now
 	}
-}
-
-// newToken returns a random resume token.
-func newToken() string {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return base64.RawURLEncoding.EncodeToString(b)
 }
