@@ -11,9 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rtckit/rtckit/internal/browser"
 	"github.com/rtckit/rtckit/signal/web"
-	"github.com/rtckit/rtckit/signal/web/webtest"
 )
 
 func TestHandlerContentTypes(t *testing.T) {
@@ -135,39 +133,4 @@ func TestNoExternalURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// TestBrowserCall runs the call scenario in Chromium against a minimal
-// test hub serving the page.
-func TestBrowserCall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
-	b := browser.NewForTest(t, browser.Options{AllowLoopback: true})
-	webtest.RunCall(t, b, serveWithTestHub(t))
-}
-
-// serveWithTestHub serves the page and a test hub and returns the page's URL.
-func serveWithTestHub(t *testing.T) string {
-	hub := newTestHub()
-	page := web.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && (r.URL.Path == "/" || r.URL.Path == "/ws") {
-			hub.ServeHTTP(w, r)
-			return
-		}
-		page.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/"
-}
-
-// TestBrowserResilience runs the recovery scenario in Chromium against the
-// minimal test hub.
-func TestBrowserResilience(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
-	b := browser.NewForTest(t, browser.Options{AllowLoopback: true})
-	webtest.RunResilience(t, b, serveWithTestHub(t))
 }
