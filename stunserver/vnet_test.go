@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
+	"github.com/rtckit/rtckit/internal/vnetlab"
+
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/vnet"
@@ -51,50 +52,14 @@ func (c *vnetClient) roundTrip(to netip.AddrPort, req *stun.Message) (*stun.Mess
 // TestVNet runs the server on pion's virtual network: a WAN router with
 // the server's two IPs, a client directly on the WAN and one behind a NAT.
 func TestVNet(t *testing.T) {
-	lf := logging.NewDefaultLoggerFactory()
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "203.0.113.0/24", LoggerFactory: lf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	newNet := func(r *vnet.Router, ips ...string) *vnet.Net {
-		t.Helper()
-		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: ips})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.AddNet(n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	serverNet := newNet(wan, "203.0.113.10", "203.0.113.11")
-	clientNet := newNet(wan, "203.0.113.20")
-
-	lan, err := vnet.NewRouter(&vnet.RouterConfig{
-		CIDR:      "10.0.0.0/24",
-		StaticIPs: []string{"203.0.113.30"},
-		NATType: &vnet.NATType{
-			MappingBehavior:   vnet.EndpointIndependent,
-			FilteringBehavior: vnet.EndpointIndependent,
-		},
-		LoggerFactory: lf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddRouter(lan); err != nil {
-		t.Fatal(err)
-	}
-	natNet := newNet(lan, "10.0.0.2")
-
-	if err := wan.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := wan.Stop(); err != nil {
-			t.Errorf("stopping the router: %v", err)
-		}
-	})
+	lab := vnetlab.New(t)
+	serverNet := lab.Host("203.0.113.10", "203.0.113.11")
+	clientNet := lab.Host("203.0.113.20")
+	natNet := lab.BehindNAT(vnet.NATType{
+		MappingBehavior:   vnet.EndpointIndependent,
+		FilteringBehavior: vnet.EndpointIndependent,
+	}, "203.0.113.30", "10.0.0.2")
+	lab.Start()
 
 	if _, err := Listen(Config{PrimaryIP: netip.MustParseAddr("203.0.113.10"), TCP: true, Net: serverNet}); !errors.Is(err, ErrTCPUnsupported) {
 		t.Errorf("TCP on vnet: %v, want ErrTCPUnsupported", err)

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pion/logging"
+	"github.com/rtckit/rtckit/internal/vnetlab"
+
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/turn/v5"
@@ -20,45 +21,14 @@ import (
 // network: a client behind a NAT relays to a public peer, and is refused a
 // relay to a private address. The NAT is symmetric, as TURN is for.
 func TestVNet(t *testing.T) {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "203.0.113.0/24", LoggerFactory: lf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	newNet := func(r *vnet.Router, ips ...string) *vnet.Net {
-		t.Helper()
-		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: ips})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.AddNet(n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	serverNet := newNet(wan, "203.0.113.10")
-	peerNet := newNet(wan, "203.0.113.40")
-	lan, err := vnet.NewRouter(&vnet.RouterConfig{
-		CIDR:      "10.0.0.0/24",
-		StaticIPs: []string{"203.0.113.30"},
-		NATType: &vnet.NATType{
-			MappingBehavior:   vnet.EndpointAddrPortDependent,
-			FilteringBehavior: vnet.EndpointAddrPortDependent,
-		},
-		LoggerFactory: lf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddRouter(lan); err != nil {
-		t.Fatal(err)
-	}
-	clientNet := newNet(lan, "10.0.0.2")
-	if err := wan.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = wan.Stop() }()
+	lab := vnetlab.New(t)
+	serverNet := lab.Host("203.0.113.10")
+	peerNet := lab.Host("203.0.113.40")
+	clientNet := lab.BehindNAT(vnet.NATType{
+		MappingBehavior:   vnet.EndpointAddrPortDependent,
+		FilteringBehavior: vnet.EndpointAddrPortDependent,
+	}, "203.0.113.30", "10.0.0.2")
+	lab.Start()
 
 	cfg := labConfig()
 	cfg.ListenIP, cfg.TCP, cfg.Net = netip.MustParseAddr("203.0.113.10"), true, serverNet

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
+	"github.com/rtckit/rtckit/internal/vnetlab"
+
 	"github.com/pion/transport/v5/vnet"
+
 	"github.com/rtckit/rtckit/peer"
 	"github.com/rtckit/rtckit/turnserver"
 )
@@ -22,35 +24,10 @@ const (
 // Net behind a NAT of the given type.
 func newVnetTURN(t *testing.T, nat vnet.NATType) (client *vnet.Net, server netip.AddrPort) {
 	t.Helper()
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "203.0.113.0/24", LoggerFactory: lf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{vnetServerIP}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddNet(serverNet); err != nil {
-		t.Fatal(err)
-	}
-	lan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.99.0.0/24", StaticIPs: []string{vnetNATPublic}, NATType: &nat, LoggerFactory: lf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if client, err = vnet.NewNet(&vnet.NetConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := lan.AddNet(client); err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddRouter(lan); err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.Start(); err != nil {
-		t.Fatal(err)
-	}
+	lab := vnetlab.New(t)
+	serverNet := lab.Host(vnetServerIP)
+	client = lab.BehindNAT(nat, vnetNATPublic)
+	lab.Start()
 	srv, err := turnserver.Listen(turnserver.Config{
 		ListenIP: netip.MustParseAddr(vnetServerIP), Port: 3478, UDP: true,
 		Users: map[string]string{"alice": "wonderland"}, Net: serverNet,
@@ -64,7 +41,6 @@ func newVnetTURN(t *testing.T, nat vnet.NATType) (client *vnet.Net, server netip
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		_ = wan.Stop()
 	})
 	return client, srv.Addrs().UDP
 }

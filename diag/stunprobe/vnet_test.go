@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
+	"github.com/rtckit/rtckit/internal/vnetlab"
+
 	"github.com/pion/transport/v5/vnet"
 
 	"github.com/rtckit/rtckit/stunserver"
@@ -23,7 +24,6 @@ const (
 
 // vnetLab is a virtual WAN with an RFC 5780 server and a client behind a NAT.
 type vnetLab struct {
-	wan    *vnet.Router
 	client *vnet.Net
 	server netip.AddrPort
 }
@@ -31,48 +31,15 @@ type vnetLab struct {
 // newVnetLab builds the lab; nat nil puts the client directly on the WAN.
 func newVnetLab(t *testing.T, nat *vnet.NATType) *vnetLab {
 	t.Helper()
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "203.0.113.0/24", LoggerFactory: lf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{vnetServerIP, vnetServerAltIP}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wan.AddNet(serverNet); err != nil {
-		t.Fatal(err)
-	}
-	client, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"203.0.113.50"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab := vnetlab.New(t)
+	serverNet := lab.Host(vnetServerIP, vnetServerAltIP)
+	var client *vnet.Net
 	if nat == nil {
-		if err := wan.AddNet(client); err != nil {
-			t.Fatal(err)
-		}
+		client = lab.Host("203.0.113.50")
 	} else {
-		client, err = vnet.NewNet(&vnet.NetConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lan, err := vnet.NewRouter(&vnet.RouterConfig{
-			CIDR: "10.99.0.0/24", StaticIPs: []string{vnetNATPublic}, NATType: nat, LoggerFactory: lf,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := lan.AddNet(client); err != nil {
-			t.Fatal(err)
-		}
-		if err := wan.AddRouter(lan); err != nil {
-			t.Fatal(err)
-		}
+		client = lab.BehindNAT(*nat, vnetNATPublic)
 	}
-	if err := wan.Start(); err != nil {
-		t.Fatal(err)
-	}
+	lab.Start()
 	srv, err := stunserver.Listen(stunserver.Config{
 		PrimaryIP: netip.MustParseAddr(vnetServerIP), AlternateIP: netip.MustParseAddr(vnetServerAltIP),
 		Port: 3478, AltPort: 3479, EnableChangeRequest: true, RateLimit: -1, Net: serverNet,
@@ -88,11 +55,8 @@ func newVnetLab(t *testing.T, nat *vnet.NATType) *vnetLab {
 		if err := <-done; err != nil {
 			t.Errorf("server: %v", err)
 		}
-		if err := wan.Stop(); err != nil {
-			t.Errorf("stop router: %v", err)
-		}
 	})
-	return &vnetLab{wan: wan, client: client, server: srv.Addrs().Primary}
+	return &vnetLab{client: client, server: srv.Addrs().Primary}
 }
 
 func (l *vnetLab) options() Options {
