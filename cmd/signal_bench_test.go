@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	rtcsignal "github.com/rtckit/rtckit/signal"
 	"github.com/rtckit/rtckit/signal/loadgen"
-	"go.uber.org/goleak"
 )
 
 func TestSignalBenchUsageErrors(t *testing.T) {

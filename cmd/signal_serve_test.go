@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/testenv"
+
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	rtcsignal "github.com/rtckit/rtckit/signal"
 	"go.uber.org/goleak"
+
+	rtcsignal "github.com/rtckit/rtckit/signal"
 )
 
 // signalServeWait bounds every wait in the signal serve tests.
@@ -182,7 +185,7 @@ func TestSignalServe(t *testing.T) {
 
 func TestSignalServeTLS(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cert, key := writeTurnTestCert(t, t.TempDir())
+	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	ss, ev := startSignalServe(t, "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--token", "tok")
 	if !ev.TLS || !ev.TokenRequired || !strings.HasPrefix(ev.WebSocket, "wss://") {
 		t.Fatalf("listening %+v", ev)

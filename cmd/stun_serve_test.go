@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/pion/stun/v4"
-	"github.com/rtckit/rtckit/stunserver"
 	"go.uber.org/goleak"
+
+	"github.com/rtckit/rtckit/stunserver"
 )
 
 // stunServeWait bounds every wait in the stun serve tests.

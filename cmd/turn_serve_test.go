@@ -3,16 +3,9 @@ package cmd
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -26,9 +19,10 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
+	"go.uber.org/goleak"
+
 	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/turnserver"
-	"go.uber.org/goleak"
 )
 
 const (
@@ -350,7 +344,7 @@ func TestTurnServeUsageErrors(t *testing.T) {
 // credentials that the client derives from the shared secret.
 func TestTurnServeCoturnClient(t *testing.T) {
 	testenv.RequireProgram(t, "turnutils_uclient", "turnutils_peer")
-	cert, key := writeTurnTestCert(t, t.TempDir())
+	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	ts, ev := startTurnServe(t, "--port", "0", "--tls-port", "0", "--tls-cert", cert, "--tls-key", key,
 		"--user", "u:p", "--auth-secret", "north-wind", "--allow-loopback-peers")
 	peerPort := startTurnutilsPeer(t)
@@ -495,41 +489,4 @@ func startTurnutilsPeer(t *testing.T) int {
 	}
 	t.Fatalf("turnutils_peer on port %d did not echo; log:\n%s", port, log.String())
 	return 0
-}
-
-// writeTurnTestCert writes a self-signed certificate for 127.0.0.1 and its
-// key to dir and returns their paths.
-func writeTurnTestCert(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "rtckit test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for path, block := range map[string]*pem.Block{
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
 }

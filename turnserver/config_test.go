@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/testenv"
+
 	"github.com/rtckit/rtckit/peer"
 )
 
 func TestNormalize(t *testing.T) {
-	cert, key := writeCert(t, t.TempDir())
+	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	tests := []struct {
 		name   string
 		change func(*Config)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtckit/rtckit/internal/testenv"
+
 	"github.com/pion/stun/v4"
 
 	"github.com/rtckit/rtckit/internal/netaddr"
@@ -185,7 +187,7 @@ func TestServeLifecycle(t *testing.T) {
 }
 
 func TestInfoAndURIs(t *testing.T) {
-	cert, key := writeCert(t, t.TempDir())
+	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	cfg := labConfig()
 	cfg.TLSCert, cfg.TLSKey = cert, key
 	cfg.Realm = "lab"

@@ -18,7 +18,7 @@ import (
 )
 
 func TestAllocate(t *testing.T) {
-	certFile, keyFile := writeCert(t, t.TempDir())
+	certFile, keyFile := testenv.WriteSelfSignedCert(t, t.TempDir())
 	cfg := labConfig()
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 	s := startServer(t, cfg)
