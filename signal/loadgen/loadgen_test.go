@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtckit/rtckit/signal"
 	"go.uber.org/goleak"
+
+	"github.com/rtckit/rtckit/signal"
 )
 
 // testTimeout bounds every run in these tests.

@@ -1,0 +1,284 @@
+// Opening, registering and closing the generator's WebSocket clients.
+
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// httpClients returns one HTTP client per source address (one default
+// client when there are none).
+func httpClients(ips []netip.Addr) []*http.Client {
+	if len(ips) == 0 {
+		return []*http.Client{{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}}
+	}
+	out := make([]*http.Client, 0, len(ips))
+	for _, ip := range ips {
+		d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))}
+		out = append(out, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}})
+	}
+	return out
+}
+
+// dial opens one connection and starts its reader, which hands every
+// message to onMsg until the connection ends.
+func (r *run) dial(ctx, rctx context.Context, onMsg func([]byte)) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	hc := r.clients[int(r.next.Add(1)%uint64(len(r.clients)))]
+	dopts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"json"}}
+	if r.opts.Token != "" {
+		dopts.HTTPHeader = http.Header{"Authorization": {"Bearer " + r.opts.Token}}
+	}
+	ws, resp, err := websocket.Dial(dctx, r.opts.URL, dopts)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close() // nothing to read from a handshake response
+	}
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(-1)
+	c := &conn{ws: ws, done: make(chan struct{})}
+	r.open.Add(1)
+	r.readers.Add(1)
+	go func() {
+		defer r.readers.Done()
+		defer close(c.done)
+		defer r.open.Add(-1)
+		for {
+			_, data, err := ws.Read(rctx)
+			if err != nil {
+				if !c.closing.Load() && rctx.Err() == nil {
+					r.disconnects.Add(1)
+					r.log.Info("connection lost", "name", c.name, "err", err)
+				}
+				_ = ws.CloseNow() // the connection is over either way
+				return
+			}
+			if bytes.HasPrefix(data, []byte(`{"type":"error"`)) {
+				r.serverError(data)
+				continue
+			}
+			if onMsg != nil {
+				onMsg(data)
+			}
+		}
+	}()
+	return c, nil
+}
+
+// serverError counts an error message by code.
+func (r *run) serverError(data []byte) {
+	var m struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(data, &m) // an undecodable error still counts, as ""
+	r.mu.Lock()
+	r.server[m.Code]++
+	r.mu.Unlock()
+}
+
+// register asks for name and returns the name the hub registered. The
+// ping sent after it is answered once the hub has handled the username,
+// so the pong marks the registration as done.
+func (r *run) register(ctx context.Context, name string, replies <-chan []byte, c *conn) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	msg := fmt.Appendf(nil, `{"type":"username","name":%q}`, name)
+	if err := c.ws.Write(rctx, websocket.MessageText, msg); err != nil {
+		return "", err
+	}
+	if err := c.ws.Write(rctx, websocket.MessageText, []byte(`{"type":"ping","ts":1}`)); err != nil {
+		return "", err
+	}
+	for {
+		select {
+		case data := <-replies:
+			var m struct {
+				Type string `json:"type"`
+				Name string `json:"name"`
+			}
+			if json.Unmarshal(data, &m) != nil {
+				continue
+			}
+			switch m.Type {
+			case "rejectusername":
+				name = m.Name
+			case "pong":
+				return name, nil
+			}
+		case <-c.done:
+			return "", errors.New("connection closed while registering")
+		case <-rctx.Done():
+			return "", rctx.Err()
+		}
+	}
+}
+
+// setupReplies returns a message handler that passes messages to the
+// registration until it is done, then to after.
+type setupReplies struct {
+	ch     chan []byte
+	ready  atomic.Bool
+	failed chan struct{} // closed when the registration gave up
+	after  func([]byte)
+}
+
+func newSetupReplies(after func([]byte)) *setupReplies {
+	return &setupReplies{ch: make(chan []byte, 64), failed: make(chan struct{}), after: after}
+}
+
+func (s *setupReplies) handle(data []byte) {
+	if s.ready.Load() {
+		if s.after != nil {
+			s.after(data)
+		}
+		return
+	}
+	select {
+	case s.ch <- data:
+	default: // a userlist flood during setup; only pong and rejectusername matter
+		if bytes.Contains(data, []byte(`"pong"`)) || bytes.Contains(data, []byte(`"rejectusername"`)) {
+			select {
+			case s.ch <- data:
+			case <-s.failed:
+			}
+		}
+	}
+}
+
+// client opens a connection and registers name on it.
+func (r *run) client(ctx, rctx context.Context, name string, after func([]byte)) (*conn, error) {
+	sr := newSetupReplies(after)
+	c, err := r.dial(ctx, rctx, sr.handle)
+	if err != nil {
+		return nil, err
+	}
+	got, err := r.register(ctx, name, sr.ch, c)
+	if err != nil {
+		close(sr.failed)
+		c.closing.Store(true)
+		_ = c.ws.CloseNow()
+		return nil, err
+	}
+	c.name = got
+	sr.ready.Store(true)
+	return c, nil
+}
+
+// connectPairs opens and registers the pairs; pairs that fail are
+// counted and left out.
+func (r *run) connectPairs(ctx, rctx context.Context) []*pair {
+	var (
+		mu  sync.Mutex
+		out []*pair
+		wg  sync.WaitGroup
+	)
+	sem := make(chan struct{}, dialConcurrency)
+	for i := range r.opts.Pairs {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p := &pair{idx: i, window: make(chan struct{}, r.opts.Window), churn: make(chan struct{}, 1)}
+			recv, err := r.client(ctx, rctx, fmt.Sprintf("b%s-r%d", r.id, i), p.receive(r))
+			if err != nil {
+				r.dialErrs.Add(1)
+				r.log.Debug("receiver", "pair", i, "err", err)
+				return
+			}
+			send, err := r.client(ctx, rctx, fmt.Sprintf("b%s-s%d", r.id, i), nil)
+			if err != nil {
+				r.dialErrs.Add(1)
+				recv.closing.Store(true)
+				_ = recv.ws.CloseNow()
+				r.log.Debug("sender", "pair", i, "err", err)
+				return
+			}
+			p.receiver, p.sender, p.target = recv, send, recv.name
+			mu.Lock()
+			out = append(out, p)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b *pair) int { return a.idx - b.idx })
+	return out
+}
+
+// connectIdle opens the idle connections; they never register.
+func (r *run) connectIdle(ctx, rctx context.Context) []*conn {
+	var (
+		mu  sync.Mutex
+		out []*conn
+		wg  sync.WaitGroup
+	)
+	sem := make(chan struct{}, dialConcurrency)
+	for range r.opts.Idle {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := r.dial(ctx, rctx, nil)
+			if err != nil {
+				r.dialErrs.Add(1)
+				r.log.Debug("idle", "err", err)
+				return
+			}
+			mu.Lock()
+			out = append(out, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// closeAll closes every connection, a few at a time; it is safe to call
+// twice.
+func (r *run) closeAll(pairs []*pair, idle []*conn) {
+	var all []*conn
+	for _, p := range pairs {
+		all = append(all, p.sender, p.receiver)
+	}
+	all = append(all, idle...)
+	sem := make(chan struct{}, dialConcurrency)
+	var wg sync.WaitGroup
+	for _, c := range all {
+		if c.closing.Swap(true) {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			// Close waits for the hub's close frame, which the reader
+			// sees; CloseNow after CloseTimeout.
+			done := make(chan struct{})
+			go func() { _ = c.ws.Close(websocket.StatusNormalClosure, "bench done"); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(CloseTimeout):
+				_ = c.ws.CloseNow()
+				<-done
+			}
+		})
+	}
+	wg.Wait()
+}
