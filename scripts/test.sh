@@ -116,8 +116,19 @@ else
 	((${#targets[@]} > 0)) || say "no fuzz targets found"
 	for target in "${targets[@]}"; do
 		read -r dir name <<<"$target"
-		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null ||
-			die "fuzzing $name in ./$dir failed; the failing input is under ./$dir/testdata/fuzz/$name"
+		corpus="./$dir/testdata/fuzz/$name"
+		before=$(find "$corpus" -type f 2>/dev/null | wc -l)
+		if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null; then
+			# A failing input is always written to the corpus directory. A
+			# failure without one is the fuzzing engine itself timing out
+			# while it stops its workers ("context deadline exceeded"); run
+			# that target once more, and fail for good if it fails again.
+			after=$(find "$corpus" -type f 2>/dev/null | wc -l)
+			((after > before)) && die "fuzzing $name in ./$dir failed; the failing input is under $corpus"
+			say "fuzzing $name stopped without a failing input; running it again"
+			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null ||
+				die "fuzzing $name in ./$dir failed twice; any failing input is under $corpus"
+		fi
 	done
 fi
 
