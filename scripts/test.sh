@@ -67,6 +67,15 @@ go_files() {
 	done
 }
 
+# count_files prints how many files are under directory $1 (0 when it is missing).
+count_files() {
+	if [[ -d $1 ]]; then
+		find "$1" -type f | wc -l
+	else
+		echo 0
+	fi
+}
+
 # fuzz_targets prints "package-dir FuzzName" for every fuzz target.
 fuzz_targets() {
 	local file name
@@ -117,13 +126,13 @@ else
 	for target in "${targets[@]}"; do
 		read -r dir name <<<"$target"
 		corpus="./$dir/testdata/fuzz/$name"
-		before=$(find "$corpus" -type f 2>/dev/null | wc -l)
+		before=$(count_files "$corpus")
 		if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null; then
 			# A failing input is always written to the corpus directory. A
 			# failure without one is the fuzzing engine itself timing out
 			# while it stops its workers ("context deadline exceeded"); run
 			# that target once more, and fail for good if it fails again.
-			after=$(find "$corpus" -type f 2>/dev/null | wc -l)
+			after=$(count_files "$corpus")
 			((after > before)) && die "fuzzing $name in ./$dir failed; the failing input is under $corpus"
 			say "fuzzing $name stopped without a failing input; running it again"
 			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null ||
