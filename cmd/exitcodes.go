@@ -4,9 +4,12 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/rtckit/rtckit/call"
+	"github.com/rtckit/rtckit/call/media"
 	"github.com/rtckit/rtckit/diag/icegather"
 	"github.com/rtckit/rtckit/diag/stunprobe"
 	"github.com/rtckit/rtckit/peer"
+	"github.com/rtckit/rtckit/signal/hubclient"
 )
 
 // Exit codes of rtckit. This is the one place where errors become exit codes;
@@ -27,6 +30,12 @@ const (
 	// ExitCheckFailed means a requested check failed: a required candidate
 	// type is missing or a relay check did not pass.
 	ExitCheckFailed = 6
+	// ExitNoCall means a call could not be established: the peer is not
+	// online, declined, never answered, or ICE/DTLS did not connect in time.
+	ExitNoCall = 7
+	// ExitDropped means a connected call ended abnormally: the connection
+	// failed and ICE restarts did not bring it back.
+	ExitDropped = 8
 )
 
 // exitError carries an explicit exit code and whether the message was already shown.
@@ -72,6 +81,9 @@ func ExitCode(err error) int {
 	case errors.Is(err, peer.ErrICEConfig):
 		return ExitUsage
 	}
+	if code, ok := callExitCode(err); ok {
+		return code
+	}
 	// Errors raised by cobra itself for unknown commands and bad arguments.
 	msg := err.Error()
 	for _, prefix := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires ", "invalid argument"} {
@@ -85,4 +97,23 @@ func ExitCode(err error) int {
 func isSilent(err error) bool {
 	var ee *exitError
 	return errors.As(err, &ee) && ee.silent
+}
+
+// callExitCode maps the errors of `rtckit call`.
+func callExitCode(err error) (int, bool) {
+	switch {
+	case errors.Is(err, call.ErrUsage), errors.Is(err, call.ErrBadToken), errors.Is(err, hubclient.ErrBadURL),
+		errors.Is(err, media.ErrUnsupported), errors.Is(err, media.ErrBadMedia):
+		return ExitUsage, true
+	case errors.Is(err, hubclient.ErrConnect):
+		return ExitUnreachable, true
+	case errors.Is(err, call.ErrCheckFailed):
+		return ExitCheckFailed, true
+	case errors.Is(err, call.ErrPeerNotFound), errors.Is(err, call.ErrDeclined), errors.Is(err, call.ErrNoAnswer),
+		errors.Is(err, call.ErrSetup), errors.Is(err, hubclient.ErrRefused):
+		return ExitNoCall, true
+	case errors.Is(err, call.ErrDropped):
+		return ExitDropped, true
+	}
+	return 0, false
 }

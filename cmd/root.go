@@ -100,6 +100,7 @@ a browser call page, and places scripted or ad-hoc calls.`,
 		newICECmd(g),
 		newTurnCmd(g),
 		newSignalCmd(g),
+		newCallCmd(g),
 	)
 	return root
 }

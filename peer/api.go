@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
@@ -24,6 +25,11 @@ type APIConfig struct {
 	// waiting for better pairs, for relay-only connections where no better
 	// pair can appear.
 	NoRelayWait bool
+	// OnStats, when set, receives the RTP statistics getter of each
+	// PeerConnection made from the API: per-SSRC counts pion's GetStats
+	// does not report (packets sent, loss and round-trip time from the
+	// peer's receiver reports).
+	OnStats func(stats.Getter)
 }
 
 // NewAPI builds the pion API (SettingEngine, MediaEngine with the default
@@ -65,6 +71,14 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, err
+	}
+	if cfg.OnStats != nil {
+		f, err := stats.NewInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		f.OnNewPeerConnection(func(_ string, g stats.Getter) { cfg.OnStats(g) })
+		ir.Add(f)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir)), nil
 }

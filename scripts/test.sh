@@ -16,8 +16,9 @@ set -euo pipefail
 
 # Debian packages the tests need. gcc and libc6-dev are for the race detector
 # (cgo); the rest are for integration tests (TURN server, network namespaces,
-# NAT rules).
-APT_PACKAGES="gcc libc6-dev coturn iproute2 iptables nftables conntrack chromium"
+# NAT rules, browsers, ffprobe for recordings, libvpx/libopus for the
+# camera build of call).
+APT_PACKAGES="gcc libc6-dev pkg-config coturn iproute2 iptables nftables conntrack chromium firefox-esr ffmpeg libvpx-dev libopus-dev"
 
 FUZZTIME="${FUZZTIME:-5s}"
 GO_TEST_TIMEOUT="30m"

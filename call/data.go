@@ -1,0 +1,227 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/call/transfer"
+)
+
+// byeFlush is how long a hang-up on the control channel gets to leave.
+const byeFlush = 200 * time.Millisecond
+
+// dataSet runs the call's data channels: chat, file transfers both ways,
+// and the control channel of serverless calls.
+type dataSet struct {
+	s *session
+
+	mu      sync.Mutex
+	files   []FileReport
+	control *webrtc.DataChannel
+	chatDC  *webrtc.DataChannel
+	// transfers counts running transfers, inbound and outbound.
+	transfers sync.WaitGroup
+	sendsDone chan struct{}
+}
+
+func newDataSet(s *session) *dataSet { return &dataSet{s: s, sendsDone: make(chan struct{})} }
+
+// open creates the caller's channels, so that they are in the first offer.
+func (d *dataSet) open(ctx context.Context) error {
+	s := d.s
+	if !s.sig.Trickle() || s.opts.Chat || s.opts.ReceiveDir != "" || len(s.opts.SendFiles) > 0 {
+		// A control channel puts SCTP into the first offer, so that later
+		// channels need no renegotiation (impossible without a hub).
+		dc, err := s.pc.CreateDataChannel(controlLabel, nil)
+		if err != nil {
+			return fmt.Errorf("%w: data channel: %v", ErrSetup, err)
+		}
+		d.setControl(dc)
+	}
+	if s.opts.Chat {
+		dc, err := s.pc.CreateDataChannel(chatLabel, nil)
+		if err != nil {
+			return fmt.Errorf("%w: chat channel: %v", ErrSetup, err)
+		}
+		d.startChat(ctx, dc)
+	}
+	return nil
+}
+
+// incoming dispatches a channel the peer opened.
+func (d *dataSet) incoming(dc *webrtc.DataChannel) {
+	s := d.s
+	switch dc.Label() {
+	case transfer.Label:
+		if s.opts.ReceiveDir == "" {
+			s.log.Warn("call: the peer sends a file; refused (use --receive DIR to accept files)")
+			_ = dc.Close()
+			return
+		}
+		d.receive(dc)
+	case chatLabel:
+		if s.opts.Chat {
+			d.startChat(context.Background(), dc)
+		}
+	case controlLabel:
+		d.setControl(dc)
+	}
+}
+
+func (d *dataSet) setControl(dc *webrtc.DataChannel) {
+	d.mu.Lock()
+	d.control = dc
+	d.mu.Unlock()
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if m.IsString && string(m.Data) == "bye" {
+			d.s.sig.Close()
+			d.s.endCall(EndPeerHungUp, nil)
+		}
+	})
+}
+
+// sayBye tells the peer over the control channel that we hang up.
+func (d *dataSet) sayBye() {
+	d.mu.Lock()
+	dc := d.control
+	d.mu.Unlock()
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return
+	}
+	if dc.SendText("bye") == nil {
+		deadline := time.Now().Add(byeFlush)
+		for dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func (d *dataSet) startChat(ctx context.Context, dc *webrtc.DataChannel) {
+	d.mu.Lock()
+	if d.chatDC != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.chatDC = dc
+	d.mu.Unlock()
+	name := d.s.setup.Peer
+	go func() {
+		if err := runChat(ctx, dc, d.s.io.In, d.s.io.Out, name); err != nil && !errors.Is(err, context.Canceled) {
+			d.s.log.Debug("call: chat ended", "err", err)
+		}
+	}()
+}
+
+// connected starts the outgoing transfers, one after another; with no
+// --duration and no media wanted back, the call ends when they are done.
+func (d *dataSet) connected(ctx context.Context) {
+	s := d.s
+	if s.opts.Chat && !s.setup.Caller {
+		// The caller opens the chat; if it did not ask for one, open it.
+		go func() {
+			time.Sleep(time.Second)
+			d.mu.Lock()
+			has := d.chatDC != nil
+			d.mu.Unlock()
+			if !has && ctx.Err() == nil {
+				if dc, err := s.pc.CreateDataChannel(chatLabel, nil); err == nil {
+					d.startChat(ctx, dc)
+				}
+			}
+		}()
+	}
+	if len(s.opts.SendFiles) == 0 {
+		return
+	}
+	go func() {
+		defer close(d.sendsDone)
+		for _, path := range s.opts.SendFiles {
+			res, err := transfer.Send(ctx, s.pc, path, transfer.SendOptions{Logger: s.log, Progress: d.progress(path)})
+			fr := FileReport{Direction: "out", Name: res.Name, Path: path, Size: res.Size, SHA256: res.SHA256, OK: res.OK && err == nil}
+			if res.Throughput > 0 {
+				fr.MBps = res.Throughput / 1e6
+			}
+			if err != nil {
+				fr.Error = err.Error()
+			}
+			d.addFile(fr)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		if s.opts.Duration == 0 {
+			s.endCall(EndTransfersDone, nil)
+		}
+	}()
+}
+
+func (d *dataSet) progress(path string) func(sent, size int64) {
+	if d.s.io.Status == nil {
+		return nil
+	}
+	name := filepath.Base(path)
+	last := time.Time{}
+	return func(sent, size int64) {
+		if time.Since(last) < 200*time.Millisecond && sent != size {
+			return
+		}
+		last = time.Now()
+		pct := 100.0
+		if size > 0 {
+			pct = float64(sent) * 100 / float64(size)
+		}
+		d.s.status(fmt.Sprintf("sending %s: %.0f%% of %d bytes", name, pct, size))
+	}
+}
+
+// receive accepts one incoming file transfer into ReceiveDir.
+func (d *dataSet) receive(dc *webrtc.DataChannel) {
+	s := d.s
+	d.transfers.Add(1)
+	r := &transfer.Receiver{Dir: s.opts.ReceiveDir, Logger: s.log, Done: func(res transfer.Received, err error) {
+		defer d.transfers.Done()
+		fr := FileReport{Direction: "in", Name: res.Name, Path: res.Path, Size: res.Size, SHA256: res.SHA256, OK: res.OK && err == nil}
+		if res.Duration > 0 {
+			fr.MBps = float64(res.Size) / res.Duration.Seconds() / 1e6
+		}
+		if err != nil {
+			fr.Error = err.Error()
+		}
+		d.addFile(fr)
+		if fr.OK {
+			s.log.Info("call: received a file", "name", res.Name, "path", res.Path, "size", res.Size)
+		}
+	}}
+	r.Accept(context.Background(), dc)
+}
+
+func (d *dataSet) addFile(fr FileReport) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.files = append(d.files, fr)
+}
+
+// waitTransfers waits (bounded) for incoming transfers to finish.
+func (d *dataSet) waitTransfers(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		d.transfers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+	}
+}
+
+// fileReports returns the transfers so far.
+func (d *dataSet) fileReports() []FileReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]FileReport(nil), d.files...)
+}

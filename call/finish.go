@@ -1,0 +1,150 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// finishTimeout bounds the hang-up and the wait for transfers at the end.
+const finishTimeout = 3 * time.Second
+
+// finish hangs up, collects the statistics, evaluates the checks and
+// closes everything; it returns the report and the call's error.
+func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*Report, error) {
+	s.tl.mark(PhaseHangUp)
+	if reason == EndPeerHungUp {
+		s.log.Info("call: the peer hung up")
+	}
+	if s.opts.ReceiveDir != "" {
+		s.data.waitTransfers(finishTimeout)
+	}
+	stats := s.pc.GetStats()
+	sent := s.media.sentStats()
+	path := s.selectedPath(stats)
+	if reason != EndPeerHungUp {
+		s.data.sayBye()
+		ctx, stop := context.WithTimeout(context.Background(), finishTimeout)
+		if sendErr := s.sig.Send(ctx, Signal{HangUp: true}); sendErr != nil {
+			s.log.Debug("call: sending hang-up", "err", sendErr)
+		}
+		stop()
+	}
+	cancel()
+	closeErr := s.pc.Close()
+	s.media.close()
+	if closeErr != nil {
+		s.log.Debug("call: closing the peer connection", "err", closeErr)
+	}
+	rep := s.report(reason, err)
+	rep.Path = path
+	rep.Tracks = s.media.reports(stats, sent, s.connectedFor())
+	rep.Files = s.data.fileReports()
+	if err == nil && !s.isConnected() {
+		err = fmt.Errorf("%w: the call ended before it connected", ErrSetup)
+	}
+	if err == nil {
+		rep.Checks = s.checks(rep)
+		if failed := failedChecks(rep.Checks); failed != nil {
+			err = fmt.Errorf("%w: %w", ErrCheckFailed, failed)
+		}
+	}
+	if err == nil {
+		err = s.media.err()
+	}
+	rep.OK = err == nil
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep, err
+}
+
+// report starts a report with what is known without statistics.
+func (s *session) report(reason string, err error) *Report {
+	rep := &Report{
+		Schema: ReportSchema, Mode: s.setup.Mode, Role: "answerer", Self: s.setup.Self, Peer: s.setup.Peer,
+		EndReason: reason, Phases: s.tl.phases(), ICERestarts: s.restarts, Tracks: []TrackReport{},
+	}
+	if s.setup.Caller {
+		rep.Role = "caller"
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if d := s.connectedFor(); d > 0 {
+		rep.ConnectedMS = ms(d)
+	}
+	offer, okOffer := s.tl.get(PhaseOffer)
+	end, okEnd := s.tl.get(PhaseFirstRTP)
+	if !okEnd {
+		end, okEnd = s.tl.get(PhaseICEConnected)
+	}
+	if okOffer && okEnd && end >= offer {
+		rep.SetupMS = ms(end - offer)
+	}
+	return rep
+}
+
+// connectedFor is how long the call has been connected.
+func (s *session) connectedFor() time.Duration {
+	if !s.isConnected() {
+		return 0
+	}
+	return time.Since(s.connectedAt)
+}
+
+// selectedPath reads the selected candidate pair.
+func (s *session) selectedPath(stats webrtc.StatsReport) *Path {
+	var ice *webrtc.ICETransport
+	if sctp := s.pc.SCTP(); sctp != nil && sctp.Transport() != nil {
+		ice = sctp.Transport().ICETransport()
+	}
+	if ice == nil {
+		for _, t := range s.pc.GetTransceivers() {
+			if snd := t.Sender(); snd != nil && snd.Transport() != nil {
+				ice = snd.Transport().ICETransport()
+				break
+			}
+			if rcv := t.Receiver(); rcv != nil && rcv.Transport() != nil {
+				ice = rcv.Transport().ICETransport()
+				break
+			}
+		}
+	}
+	if ice == nil {
+		return nil
+	}
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return nil
+	}
+	p := &Path{Local: candidate(pair.Local), Remote: candidate(pair.Remote)}
+	p.Relay = pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay {
+		for _, st := range stats {
+			if c, ok := st.(webrtc.ICECandidateStats); ok && c.Type == webrtc.StatsTypeLocalCandidate &&
+				c.IP == pair.Local.Address && c.Port == int32(pair.Local.Port) {
+				p.Local.RelayProtocol = c.RelayProtocol
+			}
+		}
+	}
+	return p
+}
+
+func candidate(c *webrtc.ICECandidate) Candidate {
+	return Candidate{Type: c.Typ.String(), Protocol: c.Protocol.String(), Address: c.Address, Port: c.Port}
+}
+
+// failedChecks joins the reasons of the failed checks, or returns nil.
+func failedChecks(checks []Check) error {
+	var errs []error
+	for _, c := range checks {
+		if !c.OK {
+			errs = append(errs, fmt.Errorf("%s: want %s, got %s", c.Name, c.Want, c.Got))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,120 @@
+package call
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// gatherTimeout bounds the wait for complete gathering without trickle.
+const gatherTimeout = 15 * time.Second
+
+// offer makes and sends an offer (with new ICE credentials when restart).
+// A collision with the peer's offer is settled when that offer arrives
+// (perfect negotiation, as the browser page does).
+func (s *session) offer(ctx context.Context, restart bool) error {
+	if s.pc.SignalingState() != webrtc.SignalingStateStable {
+		if !restart {
+			return nil // negotiationneeded fires again once stable
+		}
+	}
+	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
+	if err != nil {
+		return fmt.Errorf("%w: creating the offer: %v", ErrSetup, err)
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("%w: applying our offer: %v", ErrSetup, err)
+	}
+	return s.sendLocalDescription(ctx, PhaseOffer)
+}
+
+// sendLocalDescription sends the local description, after gathering
+// completed when the signaler does not trickle.
+func (s *session) sendLocalDescription(ctx context.Context, phase string) error {
+	if !s.sig.Trickle() {
+		done := webrtc.GatheringCompletePromise(s.pc)
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(gatherTimeout):
+			s.log.Warn("call: gathering did not complete; sending the candidates found so far", "after", gatherTimeout)
+		}
+	}
+	desc := s.pc.LocalDescription()
+	if desc == nil {
+		return fmt.Errorf("%w: no local description", ErrSetup)
+	}
+	if err := s.sig.Send(ctx, Signal{Description: desc}); err != nil {
+		return fmt.Errorf("%w: sending the %s: %v", ErrSetup, desc.Type, err)
+	}
+	s.tl.mark(phase)
+	return nil
+}
+
+// handleSignal applies a description or candidate from the peer.
+func (s *session) handleSignal(ctx context.Context, sg Signal) error {
+	switch {
+	case sg.Description != nil:
+		return s.handleDescription(ctx, *sg.Description)
+	case sg.Candidate != nil:
+		s.tl.mark(PhaseRemoteCandidate)
+		if !s.remoteSet {
+			s.pending = append(s.pending, *sg.Candidate)
+			return nil
+		}
+		if err := s.pc.AddICECandidate(*sg.Candidate); err != nil && !s.ignoreOffer {
+			s.log.Debug("call: ignoring a remote candidate", "candidate", sg.Candidate.Candidate, "err", err)
+		}
+	}
+	return nil
+}
+
+// handleDescription is perfect negotiation: an offer that collides with
+// ours is ignored by the impolite side and wins on the polite side, which
+// rolls its own offer back.
+func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescription) error {
+	collision := d.Type == webrtc.SDPTypeOffer && s.pc.SignalingState() != webrtc.SignalingStateStable
+	s.ignoreOffer = collision && !s.setup.Polite
+	if s.ignoreOffer {
+		s.log.Debug("call: ignoring a colliding offer (impolite side)")
+		return nil
+	}
+	if collision {
+		if err := s.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+			return fmt.Errorf("%w: rolling back our offer: %v", ErrSetup, err)
+		}
+	}
+	switch d.Type {
+	case webrtc.SDPTypeOffer:
+		s.tl.mark(PhaseOffer)
+	case webrtc.SDPTypeAnswer:
+		s.tl.mark(PhaseAnswer)
+	}
+	if err := s.pc.SetRemoteDescription(d); err != nil {
+		return fmt.Errorf("%w: the peer's %s is not acceptable: %v", ErrSetup, d.Type, err)
+	}
+	s.remoteSet = true
+	for _, c := range s.pending {
+		if err := s.pc.AddICECandidate(c); err != nil {
+			s.log.Debug("call: ignoring a remote candidate", "candidate", c.Candidate, "err", err)
+		}
+	}
+	s.pending = nil
+	if d.Type != webrtc.SDPTypeOffer {
+		return nil
+	}
+	if err := s.addLocalMedia(ctx); err != nil {
+		return err
+	}
+	answer, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("%w: creating the answer: %v", ErrSetup, err)
+	}
+	if err := s.pc.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("%w: applying our answer: %v", ErrSetup, err)
+	}
+	return s.sendLocalDescription(ctx, PhaseAnswer)
+}

@@ -1,0 +1,306 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	rtpstats "github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/call/media"
+)
+
+// inTrack is one received track.
+type inTrack struct {
+	track *webrtc.TrackRemote
+	recv  *media.Receiver // nil when echoing
+	err   error
+	done  chan struct{}
+}
+
+// receive starts reading a remote track: counting, verifying, recording
+// it, or echoing it back.
+func (m *mediaSet) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	s := m.s
+	s.tl.mark(PhaseFirstRTP) // OnTrack fires with the track's first packet
+	it := &inTrack{track: track, done: make(chan struct{})}
+	m.mu.Lock()
+	echo := m.echo[track.Kind()]
+	m.in = append(m.in, it)
+	m.mu.Unlock()
+	if echo != nil {
+		go m.echoTrack(it, echo)
+		return
+	}
+	ssrc := uint32(track.SSRC())
+	opts := media.ReceiveOptions{
+		RecordDir: s.opts.RecordDir, Verify: m.verifier, Logger: s.log,
+		RequestKeyframe: func() {
+			_ = s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		},
+	}
+	recv, err := media.NewReceiver(track, opts)
+	if err != nil {
+		it.err = err
+		close(it.done)
+		s.endCall(EndFailed, err)
+		return
+	}
+	it.recv = recv
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(it.done)
+		go m.watchKeyframe(it)
+		if err := recv.Run(context.Background()); err != nil && !errors.Is(err, context.Canceled) {
+			m.mu.Lock()
+			it.err = err
+			m.mu.Unlock()
+			if errors.Is(err, media.ErrRecord) {
+				s.endCall(EndFailed, err)
+			}
+		}
+	}()
+}
+
+// watchKeyframe marks the first keyframe of a video track.
+func (m *mediaSet) watchKeyframe(it *inTrack) {
+	if it.track.Kind() != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-it.done:
+			return
+		case <-t.C:
+			if st := it.recv.Stats(); !st.FirstKeyframe.IsZero() {
+				m.s.tl.markAt(PhaseFirstKeyframe, st.FirstKeyframe)
+				return
+			}
+		}
+	}
+}
+
+// echoTrack sends a received track's packets back on the echo track.
+func (m *mediaSet) echoTrack(it *inTrack, echo *webrtc.TrackLocalStaticRTP) {
+	defer close(it.done)
+	if !strings.EqualFold(it.track.Codec().MimeType, echo.Codec().MimeType) {
+		m.s.log.Warn("call: cannot echo this codec", "codec", it.track.Codec().MimeType, "echo", echo.Codec().MimeType)
+	}
+	if it.track.Kind() == webrtc.RTPCodecTypeVideo {
+		// Start the echo with a keyframe.
+		_ = m.s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(it.track.SSRC())}})
+	}
+	for {
+		pkt, _, err := it.track.ReadRTP()
+		if err != nil {
+			return
+		}
+		if err := echo.WriteRTP(pkt); err != nil {
+			return
+		}
+	}
+}
+
+// forwardPLI passes the peer's keyframe requests for an echo track on to
+// the sender of the track being echoed.
+func (m *mediaSet) forwardPLI(sender *webrtc.RTPSender, kind webrtc.RTPCodecType) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				m.mu.Lock()
+				for _, it := range m.in {
+					if it.track.Kind() == kind {
+						_ = m.s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(it.track.SSRC())}})
+					}
+				}
+				m.mu.Unlock()
+			}
+		}
+	}
+}
+
+// err is the first media error that makes the call unhealthy: a recording
+// that failed, or a source that could not be sent.
+func (m *mediaSet) err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, it := range m.in {
+		if it.err != nil && errors.Is(it.err, media.ErrRecord) {
+			return it.err
+		}
+	}
+	for _, t := range m.out {
+		if t.err != nil {
+			return t.err
+		}
+	}
+	return nil
+}
+
+// reports builds the per-track statistics from the receivers, the senders
+// and pion's stats report.
+func (m *mediaSet) reports(stats webrtc.StatsReport, sent map[uint32]*rtpstats.Stats, connected time.Duration) []TrackReport {
+	// Wait (bounded) for the receivers to finish their recordings.
+	m.mu.Lock()
+	ins := append([]*inTrack(nil), m.in...)
+	outs := append([]*outTrack(nil), m.out...)
+	m.mu.Unlock()
+	deadline := time.After(finishTimeout)
+	for _, it := range ins {
+		select {
+		case <-it.done:
+		case <-deadline:
+		}
+	}
+	inbound := map[uint32]webrtc.InboundRTPStreamStats{}
+	for _, st := range stats {
+		switch v := st.(type) {
+		case webrtc.InboundRTPStreamStats:
+			inbound[uint32(v.SSRC)] = v
+		}
+	}
+	secs := connected.Seconds()
+	out := []TrackReport{}
+	for _, t := range outs {
+		r := TrackReport{Direction: "out", Kind: t.src.Kind().String(), Codec: t.src.Codec().MimeType}
+		snap := t.stats.Snapshot()
+		r.Frames, r.Bytes = snap.Frames, snap.Bytes
+		if ssrc, ok := senderSSRC(t.sender); ok {
+			r.SSRC = ssrc
+			if st := sent[ssrc]; st != nil {
+				r.Packets = st.OutboundRTPStreamStats.PacketsSent
+				r.NACKs, r.PLIs = st.OutboundRTPStreamStats.NACKCount, st.OutboundRTPStreamStats.PLICount
+				ri := st.RemoteInboundRTPStreamStats
+				r.Lost = ri.PacketsLost
+				r.LossFraction = ri.FractionLost
+				r.RTTMS = ms(ri.RoundTripTime)
+				r.JitterMS = ri.Jitter * 1000
+			}
+		}
+		if secs > 0 {
+			r.BitrateBPS = float64(r.Bytes) * 8 / secs
+		}
+		if t.err != nil {
+			r.Error = t.err.Error()
+		}
+		out = append(out, r)
+	}
+	for _, it := range ins {
+		ssrc := uint32(it.track.SSRC())
+		r := TrackReport{Direction: "in", Kind: it.track.Kind().String(), Codec: it.track.Codec().MimeType, SSRC: ssrc}
+		if in, ok := inbound[ssrc]; ok {
+			r.Packets, r.Bytes = uint64(in.PacketsReceived), in.BytesReceived
+			r.Lost = int64(in.PacketsLost)
+			r.JitterMS = in.Jitter * 1000
+			r.NACKs, r.PLIs = in.NACKCount, in.PLICount
+		}
+		if it.recv != nil {
+			st := it.recv.Stats()
+			r.Packets, r.Bytes, r.Lost = st.Packets, st.Bytes, max(r.Lost, st.Lost)
+			r.Frames, r.Keyframes = st.Frames, st.Keyframes
+			if st.Verify != nil {
+				r.Verified, r.Mismatched = st.Verify.Verified, st.Verify.Mismatched
+			}
+			if st.Recording != nil {
+				r.Recording = st.Recording.Path
+				if st.Recording.Error != "" && r.Error == "" {
+					r.Error = "recording: " + st.Recording.Error
+				}
+			}
+		}
+		if total := r.Packets + uint64(max(r.Lost, 0)); total > 0 {
+			r.LossFraction = float64(max(r.Lost, 0)) / float64(total)
+		}
+		if secs > 0 {
+			r.BitrateBPS = float64(r.Bytes) * 8 / secs
+		}
+		if it.err != nil && r.Error == "" {
+			r.Error = it.err.Error()
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sentStats reads the RTP statistics of the sent tracks; call it before
+// the PeerConnection closes, which drops them.
+// A peer that hangs up closes the connection from its side, which drops
+// them too: the latest reading is kept (refreshed by keepSentStats).
+func (m *mediaSet) sentStats() map[uint32]*rtpstats.Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastSent == nil {
+		m.lastSent = map[uint32]*rtpstats.Stats{}
+	}
+	for _, t := range m.out {
+		if ssrc, ok := senderSSRC(t.sender); ok {
+			if st := m.s.rtpStats(ssrc); st != nil {
+				m.lastSent[ssrc] = st
+			}
+		}
+	}
+	return maps.Clone(m.lastSent)
+}
+
+// sentStatsInterval is how often keepSentStats reads the sent tracks' statistics.
+const sentStatsInterval = 200 * time.Millisecond
+
+// keepSentStats refreshes the sent tracks' statistics until ctx ends.
+func (m *mediaSet) keepSentStats(ctx context.Context) {
+	t := time.NewTicker(sentStatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.sentStats()
+		}
+	}
+}
+
+// senderSSRC is the SSRC a sender sends with.
+func senderSSRC(s *webrtc.RTPSender) (uint32, bool) {
+	params := s.GetParameters()
+	if len(params.Encodings) == 0 {
+		return 0, false
+	}
+	return uint32(params.Encodings[0].SSRC), true
+}
+
+// statusLine summarises the call in one line for the live status.
+func (m *mediaSet) statusLine(connected time.Duration) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	parts := []string{fmt.Sprintf("connected %s", connected.Round(time.Second))}
+	for _, it := range m.in {
+		if it.recv == nil {
+			continue
+		}
+		st := it.recv.Stats()
+		p := fmt.Sprintf("↓%s %d pkts", st.Kind, st.Packets)
+		if st.Kind == "video" {
+			p += fmt.Sprintf(" %d frames", st.Frames)
+		}
+		if st.Lost > 0 {
+			p += fmt.Sprintf(" %d lost", st.Lost)
+		}
+		parts = append(parts, p)
+	}
+	for _, t := range m.out {
+		parts = append(parts, fmt.Sprintf("↑%s %d frames", t.src.Kind(), t.stats.Snapshot().Frames))
+	}
+	return strings.Join(parts, " · ")
+}

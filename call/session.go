@@ -1,0 +1,375 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/peer"
+)
+
+// End reasons of a call (Report.EndReason).
+const (
+	EndHungUp        = "hung-up"
+	EndPeerHungUp    = "peer-hung-up"
+	EndDuration      = "duration"
+	EndTransfersDone = "transfers-done"
+	EndInterrupted   = "interrupted"
+	EndFailed        = "failed"
+)
+
+// controlLabel is the data channel of serverless calls, which have no hub
+// to carry the hang-up: the text "bye" on it ends the call.
+const controlLabel = "rtckit-control"
+
+// IO are the streams and logger of a call.
+type IO struct {
+	// In is the chat input (stdin); Out receives chat and is where tokens go.
+	In  io.Reader
+	Out io.Writer
+	// Status, when set, gets a live status line every second (a TTY).
+	Status io.Writer
+	// Logger receives progress logs; nil discards them.
+	Logger *slog.Logger
+	// API is the base pion configuration (a vnet in tests, timeouts);
+	// its ICE and Logger are replaced by the call's.
+	API peer.APIConfig
+}
+
+// session is one call in progress. Its negotiation state is touched only
+// by the loop in run, one event at a time, so it needs no lock.
+type session struct {
+	opts  Options
+	setup Setup
+	sig   Signaler
+	io    IO
+	log   *slog.Logger
+	tl    *timeline
+	pc    *webrtc.PeerConnection
+
+	// Events from pion's callbacks, handled by the loop.
+	negotiationNeeded chan struct{}
+	iceStates         chan webrtc.ICEConnectionState
+	connStates        chan webrtc.PeerConnectionState
+	ended             chan endEvent
+
+	// Negotiation state (loop only).
+	remoteSet      bool
+	ignoreOffer    bool
+	pending        []webrtc.ICECandidateInit
+	mediaAdded     bool
+	failedRestarts int
+	restarts       int
+	signalingDone  bool
+	connectedAt    time.Time
+
+	// connected is closed once ICE and DTLS are connected.
+	connected     chan struct{}
+	connectedOnce sync.Once
+
+	media *mediaSet
+	data  *dataSet
+
+	statsMu sync.Mutex
+	rtp     stats.Getter // per-SSRC RTP statistics of pc
+}
+
+// endEvent asks the loop to end the call.
+type endEvent struct {
+	reason string
+	err    error
+}
+
+// Run holds one call through sig until it ends, and returns its report.
+// The error wraps one of the package's sentinel errors (or ctx's), and the
+// report is filled as far as the call got, also on error.
+func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO) (*Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	start := setup.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	s := &session{
+		opts: opts, setup: setup, sig: sig, io: stdio, log: stdio.Logger, tl: newTimeline(start),
+		negotiationNeeded: make(chan struct{}, 1),
+		iceStates:         make(chan webrtc.ICEConnectionState, 16),
+		connStates:        make(chan webrtc.PeerConnectionState, 16),
+		ended:             make(chan endEvent, 4),
+		connected:         make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if !setup.SignalingAt.IsZero() {
+		s.tl.at[PhaseSignaling] = setup.SignalingAt.Sub(start)
+	}
+	defer sig.Close()
+	if err := s.newPeerConnection(); err != nil {
+		return s.report(EndFailed, err), err
+	}
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.media = newMediaSet(s)
+	s.data = newDataSet(s)
+	if err := s.prepare(callCtx); err != nil {
+		_ = s.pc.Close()
+		return s.report(EndFailed, err), err
+	}
+	go s.runStatus(callCtx)
+	reason, err := s.loop(ctx, callCtx)
+	return s.finish(reason, err, cancel)
+}
+
+// newPeerConnection makes the PeerConnection and hooks its callbacks.
+func (s *session) newPeerConnection() error {
+	cfg := s.io.API
+	cfg.ICE = s.opts.ICE
+	cfg.Logger = s.log
+	cfg.NoRelayWait = s.opts.ICE.Policy == peer.PolicyRelay
+	cfg.OnStats = func(g stats.Getter) {
+		s.statsMu.Lock()
+		s.rtp = g
+		s.statsMu.Unlock()
+	}
+	api, err := peer.NewAPI(cfg)
+	if err != nil {
+		return err
+	}
+	servers, err := s.opts.ICE.Servers(time.Now())
+	if err != nil {
+		return err
+	}
+	pcfg := s.opts.ICE.Configuration(servers)
+	pcfg.ICEServers = append(pcfg.ICEServers, s.setup.ICEServers...)
+	pc, err := api.NewPeerConnection(pcfg)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSetup, err)
+	}
+	s.pc = pc
+	pc.OnNegotiationNeeded(func() {
+		select {
+		case s.negotiationNeeded <- struct{}{}:
+		default:
+		}
+	})
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		s.tl.mark(PhaseLocalCandidate)
+		if s.sig.Trickle() {
+			init := c.ToJSON()
+			if err := s.sig.Send(context.Background(), Signal{Candidate: &init}); err != nil {
+				s.log.Debug("call: sending a candidate", "err", err)
+			}
+		}
+	})
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { s.iceStates <- st })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { s.connStates <- st })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.media.receive(t, r) })
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.data.incoming(dc) })
+	return nil
+}
+
+// prepare adds what the caller offers: media and data channels.
+func (s *session) prepare(ctx context.Context) error {
+	if !s.setup.Caller {
+		return nil
+	}
+	if err := s.addLocalMedia(ctx); err != nil {
+		return err
+	}
+	return s.data.open(ctx)
+}
+
+// addLocalMedia adds the local tracks once.
+func (s *session) addLocalMedia(ctx context.Context) error {
+	if s.mediaAdded {
+		return nil
+	}
+	s.mediaAdded = true
+	return s.media.addLocal(ctx)
+}
+
+// loop handles events until the call ends; it returns the end reason.
+func (s *session) loop(ctx, callCtx context.Context) (string, error) {
+	setup := time.NewTimer(s.opts.setupTimeout())
+	defer setup.Stop()
+	var duration <-chan time.Time
+	sigs := s.sig.Signals()
+	for {
+		select {
+		case <-ctx.Done():
+			return EndInterrupted, nil
+		case <-setup.C:
+			if _, ok := s.tl.get(PhaseAnswer); !ok && s.setup.Caller {
+				return EndFailed, fmt.Errorf("%w: %s did not answer within %s", ErrNoAnswer, s.peerName(), s.opts.setupTimeout())
+			}
+			return EndFailed, fmt.Errorf("%w: not connected within %s (ICE state %s, connection %s)",
+				ErrSetup, s.opts.setupTimeout(), s.pc.ICEConnectionState(), s.pc.ConnectionState())
+		case <-duration:
+			return EndDuration, nil
+		case ev := <-s.ended:
+			return ev.reason, ev.err
+		case <-s.negotiationNeeded:
+			if err := s.offer(callCtx, false); err != nil {
+				return EndFailed, err
+			}
+		case sg, ok := <-sigs:
+			if !ok {
+				sigs = nil
+				s.signalingDone = true
+				if end, err := s.signalingEnded(); end != "" {
+					return end, err
+				}
+				continue
+			}
+			if sg.HangUp {
+				if s.isConnected() {
+					return EndPeerHungUp, nil
+				}
+				return EndFailed, fmt.Errorf("%w by %s", ErrDeclined, s.peerName())
+			}
+			if err := s.handleSignal(callCtx, sg); err != nil {
+				return EndFailed, err
+			}
+		case st := <-s.iceStates:
+			if end, err := s.iceState(callCtx, st); end != "" {
+				return end, err
+			}
+		case st := <-s.connStates:
+			switch st {
+			case webrtc.PeerConnectionStateConnected:
+				s.tl.mark(PhaseDTLSConnected)
+				if s.markConnected() {
+					setup.Stop()
+					if s.opts.Duration > 0 {
+						duration = time.After(s.opts.Duration)
+					}
+					s.media.startSending(callCtx)
+					s.data.connected(callCtx)
+				}
+			case webrtc.PeerConnectionStateFailed:
+				if !s.isConnected() {
+					return EndFailed, fmt.Errorf("%w: DTLS or ICE failed", ErrSetup)
+				}
+			case webrtc.PeerConnectionStateClosed:
+				// Only the peer's DTLS close alert closes it from outside:
+				// the peer hung up (its hang-up message may still be on
+				// its way through the hub).
+				if s.isConnected() {
+					return EndPeerHungUp, nil
+				}
+				return EndFailed, fmt.Errorf("%w: the peer closed the connection", ErrSetup)
+			}
+		}
+	}
+}
+
+// signalingEnded decides what losing signaling means: nothing once the call
+// is connected (media flows peer to peer), a failed setup before.
+func (s *session) signalingEnded() (string, error) {
+	err := s.sig.Err()
+	if s.isConnected() {
+		if err != nil {
+			s.log.Warn("call: signaling ended; the call goes on without it", "err", err)
+		}
+		return "", nil
+	}
+	if err == nil {
+		err = errors.New("signaling ended")
+	}
+	if errors.Is(err, ErrPeerNotFound) || errors.Is(err, ErrBadToken) || errors.Is(err, ErrNoAnswer) {
+		return EndFailed, err
+	}
+	return EndFailed, fmt.Errorf("%w: %w", ErrSetup, err)
+}
+
+func (s *session) peerName() string {
+	if s.setup.Peer != "" {
+		return fmt.Sprintf("%q", s.setup.Peer)
+	}
+	return "the peer"
+}
+
+// markConnected closes connected once; it tells whether this was the first time.
+func (s *session) markConnected() bool {
+	first := false
+	s.connectedOnce.Do(func() {
+		first = true
+		s.connectedAt = time.Now()
+		close(s.connected)
+	})
+	return first
+}
+
+func (s *session) isConnected() bool {
+	select {
+	case <-s.connected:
+		return true
+	default:
+		return false
+	}
+}
+
+// endCall asks the loop to end the call (from any goroutine).
+func (s *session) endCall(reason string, err error) {
+	select {
+	case s.ended <- endEvent{reason: reason, err: err}:
+	default:
+	}
+}
+
+// iceState reacts to an ICE connection state: marks connected, restarts
+// ICE after a failure (with trickle signaling), gives up after
+// MaxICERestarts failed restarts in a row.
+func (s *session) iceState(ctx context.Context, st webrtc.ICEConnectionState) (string, error) {
+	s.log.Debug("call: ICE state", "state", st)
+	switch st {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+		s.tl.mark(PhaseICEConnected)
+		s.failedRestarts = 0
+	case webrtc.ICEConnectionStateFailed:
+		canRestart := s.sig.Trickle() && !s.signalingDone && s.opts.MaxICERestarts >= 0 &&
+			s.failedRestarts < s.maxRestarts()
+		if !canRestart {
+			if s.isConnected() {
+				return EndFailed, fmt.Errorf("%w: ICE failed after %d restarts", ErrDropped, s.restarts)
+			}
+			return EndFailed, fmt.Errorf("%w: ICE failed: no candidate pair worked", ErrSetup)
+		}
+		s.failedRestarts++
+		s.restarts++
+		s.log.Info("call: ICE failed, restarting", "attempt", s.failedRestarts)
+		if err := s.offer(ctx, true); err != nil {
+			return EndFailed, err
+		}
+	}
+	return "", nil
+}
+
+func (s *session) maxRestarts() int {
+	if s.opts.MaxICERestarts == 0 {
+		return DefaultMaxICERestarts
+	}
+	return s.opts.MaxICERestarts
+}
+
+// rtpStats returns the RTP statistics of one SSRC, or nil.
+func (s *session) rtpStats(ssrc uint32) *stats.Stats {
+	s.statsMu.Lock()
+	g := s.rtp
+	s.statsMu.Unlock()
+	if g == nil {
+		return nil
+	}
+	return g.Get(ssrc)
+}

@@ -1,0 +1,244 @@
+package call
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// TokenPrefix starts every serverless call token; the digit is the format
+// version.
+const TokenPrefix = "rtc1."
+
+// MaxTokenLen bounds an accepted token (and the SDP it expands to).
+const MaxTokenLen = 64 << 10
+
+// EncodeToken packs a session description with all its candidates into a
+// token that can be pasted into a chat: the SDP without lines a peer does
+// not need, deflated, in unpadded base64url, after TokenPrefix.
+func EncodeToken(d webrtc.SessionDescription) (string, error) {
+	var kind byte
+	switch d.Type {
+	case webrtc.SDPTypeOffer:
+		kind = 'o'
+	case webrtc.SDPTypeAnswer:
+		kind = 'a'
+	default:
+		return "", fmt.Errorf("%w: a token carries an offer or an answer, not %s", ErrBadToken, d.Type)
+	}
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, flate.BestCompression)
+	if err != nil {
+		return "", err
+	}
+	_, _ = zw.Write([]byte{kind})
+	_, _ = io.WriteString(zw, minimizeSDP(d.SDP))
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// DecodeToken unpacks a token made by EncodeToken. White space anywhere in
+// it (a token wrapped by a chat program) is ignored.
+func DecodeToken(token string) (webrtc.SessionDescription, error) {
+	var d webrtc.SessionDescription
+	token = strings.Join(strings.Fields(token), "")
+	if len(token) > MaxTokenLen {
+		return d, fmt.Errorf("%w: %d characters, longer than %d", ErrBadToken, len(token), MaxTokenLen)
+	}
+	rest, ok := strings.CutPrefix(token, TokenPrefix)
+	if !ok {
+		return d, fmt.Errorf("%w: it must start with %q", ErrBadToken, TokenPrefix)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return d, fmt.Errorf("%w: not base64url: %v", ErrBadToken, err)
+	}
+	zr := flate.NewReader(bytes.NewReader(raw))
+	defer zr.Close()
+	data, err := io.ReadAll(io.LimitReader(zr, 4*MaxTokenLen+1))
+	if err != nil {
+		return d, fmt.Errorf("%w: damaged (cut short or altered): %v", ErrBadToken, err)
+	}
+	if len(data) > 4*MaxTokenLen {
+		return d, fmt.Errorf("%w: expands to more than %d bytes", ErrBadToken, 4*MaxTokenLen)
+	}
+	if len(data) < 2 {
+		return d, fmt.Errorf("%w: empty", ErrBadToken)
+	}
+	switch data[0] {
+	case 'o':
+		d.Type = webrtc.SDPTypeOffer
+	case 'a':
+		d.Type = webrtc.SDPTypeAnswer
+	default:
+		return d, fmt.Errorf("%w: unknown kind %q", ErrBadToken, data[0])
+	}
+	d.SDP = string(data[1:])
+	if _, err := d.Unmarshal(); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("%w: invalid SDP inside: %v", ErrBadToken, err)
+	}
+	if !strings.Contains(d.SDP, "a=ice-ufrag:") || !strings.Contains(d.SDP, "a=fingerprint:") {
+		return webrtc.SessionDescription{}, fmt.Errorf("%w: the SDP inside has no ICE credentials or DTLS fingerprint", ErrBadToken)
+	}
+	return d, nil
+}
+
+// droppedSDPAttrs are attribute lines the serverless peer (another rtckit)
+// does without: they only make tokens longer.
+var droppedSDPAttrs = []string{
+	"a=msid-semantic:", "a=extmap-allow-mixed", "a=end-of-candidates",
+}
+
+// minimizeSDP drops droppedSDPAttrs lines, keeping the SDP valid.
+func minimizeSDP(sdp string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(sdp, "\r\n") {
+		if line == "" {
+			continue
+		}
+		// Of the a=ssrc lines, the cname one declares the SSRC; the others
+		// (msid, mslabel, label) repeat what a=msid says.
+		drop := strings.HasPrefix(line, "a=ssrc:") && !strings.Contains(line, " cname:")
+		for _, p := range droppedSDPAttrs {
+			if strings.HasPrefix(line, p) {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			b.WriteString(line)
+			b.WriteString("\r\n")
+		}
+	}
+	return b.String()
+}
+
+// TokenSignaler signals without a server: each side's description, with
+// all its candidates, travels as a token the user copies to the other side.
+// The offering side prints its token and reads the answer token from In;
+// the accepting side starts from the offer token and prints its answer.
+type TokenSignaler struct {
+	// Out receives the tokens to pass on (stdout); Prompt receives the
+	// instructions for the user (stderr).
+	out, prompt io.Writer
+	in          *bufio.Reader
+	sigs        chan Signal
+	stop        chan struct{}
+	once        sync.Once
+	stopOnce    sync.Once
+
+	mu  sync.Mutex
+	err error
+}
+
+// NewTokenOffer makes the signaler of the offering side: it reads the
+// answer token from in after printing its own token to out.
+func NewTokenOffer(in io.Reader, out, prompt io.Writer) *TokenSignaler {
+	return &TokenSignaler{out: out, prompt: prompt, in: bufio.NewReaderSize(in, MaxTokenLen), sigs: make(chan Signal, 1), stop: make(chan struct{})}
+}
+
+// NewTokenAccept makes the signaler of the accepting side from the offer
+// token; the offer is its first signal.
+func NewTokenAccept(offerToken string, out, prompt io.Writer) (*TokenSignaler, error) {
+	d, err := DecodeToken(offerToken)
+	if err != nil {
+		return nil, err
+	}
+	if d.Type != webrtc.SDPTypeOffer {
+		return nil, fmt.Errorf("%w: this is an answer token; --accept takes the offer token printed by --offer", ErrBadToken)
+	}
+	s := &TokenSignaler{out: out, prompt: prompt, sigs: make(chan Signal, 1), stop: make(chan struct{})}
+	s.sigs <- Signal{Description: &d}
+	return s, nil
+}
+
+// Send implements Signaler: a description is printed as a token; the
+// offering side then waits for the answer token on its input.
+func (s *TokenSignaler) Send(ctx context.Context, sig Signal) error {
+	if sig.Description == nil {
+		return nil // candidates are inside the description; hang-up goes over the data channel
+	}
+	token, err := EncodeToken(*sig.Description)
+	if err != nil {
+		return err
+	}
+	if sig.Description.Type == webrtc.SDPTypeOffer {
+		fmt.Fprintln(s.prompt, "Send this token to the other side, who runs: rtckit call --accept TOKEN")
+		fmt.Fprintln(s.prompt, "Then paste the answer token here and press Enter:")
+	} else {
+		fmt.Fprintln(s.prompt, "Send this answer token back to the side that ran --offer:")
+	}
+	if _, err := fmt.Fprintln(s.out, token); err != nil {
+		return err
+	}
+	if sig.Description.Type == webrtc.SDPTypeOffer {
+		go s.readAnswer()
+	}
+	return nil
+}
+
+// readAnswer reads the answer token: the first non-empty line of input.
+func (s *TokenSignaler) readAnswer() {
+	for {
+		line, err := s.in.ReadString('\n')
+		if strings.TrimSpace(line) != "" {
+			d, derr := DecodeToken(line)
+			if derr == nil && d.Type != webrtc.SDPTypeAnswer {
+				derr = fmt.Errorf("%w: this is an offer token; paste the answer printed by --accept", ErrBadToken)
+			}
+			if derr != nil {
+				s.fail(derr)
+				return
+			}
+			select {
+			case s.sigs <- Signal{Description: &d}:
+			case <-s.stop:
+			}
+			return
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("%w: input ended before an answer token", ErrNoAnswer)
+			}
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func (s *TokenSignaler) fail(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.sigs) })
+}
+
+// Rest is the offering side's input after the answer token (for chat).
+func (s *TokenSignaler) Rest() io.Reader { return s.in }
+
+// Signals implements Signaler.
+func (s *TokenSignaler) Signals() <-chan Signal { return s.sigs }
+
+// Err implements Signaler.
+func (s *TokenSignaler) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Trickle implements Signaler: tokens carry every candidate at once.
+func (s *TokenSignaler) Trickle() bool { return false }
+
+// Close implements Signaler.
+func (s *TokenSignaler) Close() { s.stopOnce.Do(func() { close(s.stop) }) }

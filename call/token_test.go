@@ -1,0 +1,95 @@
+package call
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// lineWriter hands each written line to a channel.
+type lineWriter struct{ lines chan string }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for l := range strings.SplitSeq(strings.TrimSpace(string(p)), "\n") {
+		w.lines <- l
+	}
+	return len(p), nil
+}
+
+// TestTokenCall connects two sessions through tokens only.
+func TestTokenCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	answerIn, answerOut := io.Pipe()
+	offerTokens := lineWriter{make(chan string, 4)}
+	offerSig := NewTokenOffer(answerIn, offerTokens, io.Discard)
+	type result struct {
+		rep *Report
+		err error
+	}
+	offerDone := make(chan result, 1)
+	opts := loopbackOptions()
+	opts.Verify = true
+	caller := opts
+	caller.Duration = 1500 * time.Millisecond
+	go func() {
+		rep, err := Run(ctx, caller, Setup{Mode: "token", Caller: true}, offerSig, IO{})
+		offerDone <- result{rep, err}
+	}()
+	token := <-offerTokens.lines
+	t.Logf("offer token: %d characters", len(token))
+	answerTokens := lineWriter{make(chan string, 4)}
+	acceptSig, err := NewTokenAccept(token, answerTokens, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acceptDone := make(chan result, 1)
+	go func() {
+		rep, err := Run(ctx, opts, Setup{Mode: "token", Polite: true}, acceptSig, IO{})
+		acceptDone <- result{rep, err}
+	}()
+	answer := <-answerTokens.lines
+	t.Logf("answer token: %d characters", len(answer))
+	if _, err := io.WriteString(answerOut, answer+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	o, a := <-offerDone, <-acceptDone
+	for name, r := range map[string]result{"offer": o, "accept": a} {
+		if r.err != nil {
+			t.Errorf("%s: %v; tracks %+v", name, r.err, r.rep.Tracks)
+		}
+	}
+	if a.rep.EndReason != EndPeerHungUp {
+		t.Errorf("accept ended %q, want %q", a.rep.EndReason, EndPeerHungUp)
+	}
+}
+
+func TestDecodeTokenErrors(t *testing.T) {
+	good, err := EncodeToken(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 00:11\r\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := DecodeToken(" " + good[:20] + "\n" + good[20:] + " "); err != nil || d.Type != webrtc.SDPTypeOffer {
+		t.Fatalf("wrapped token: %v %v", d.Type, err)
+	}
+	for name, tok := range map[string]string{
+		"empty":      "",
+		"no prefix":  "hello",
+		"not base64": TokenPrefix + "!!!",
+		"cut short":  good[:len(good)-10],
+		"not deflate": TokenPrefix + "AAAA",
+		"huge":       TokenPrefix + strings.Repeat("A", MaxTokenLen),
+	} {
+		if _, err := DecodeToken(tok); !errors.Is(err, ErrBadToken) {
+			t.Errorf("%s: err %v, want ErrBadToken", name, err)
+		}
+	}
+	var r *bufio.Reader
+	_ = r
+}

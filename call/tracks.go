@@ -1,0 +1,195 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	rtpstats "github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/call/media"
+)
+
+// mediaSet runs the call's media: the local tracks it sends and the remote
+// tracks it receives, records and verifies.
+type mediaSet struct {
+	s *session
+
+	mu       sync.Mutex
+	out      []*outTrack
+	in       []*inTrack
+	verifier *media.Verifier
+	// echo maps a kind to the local track received media is sent back on.
+	echo map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP
+	wg   sync.WaitGroup
+	// lastSent is the latest reading of the sent tracks' RTP statistics.
+	lastSent map[uint32]*rtpstats.Stats
+}
+
+// outTrack is one sent track.
+type outTrack struct {
+	src    media.Source
+	track  *webrtc.TrackLocalStaticSample
+	sender *webrtc.RTPSender
+	stats  media.SendStats
+	err    error
+}
+
+func newMediaSet(s *session) *mediaSet { return &mediaSet{s: s} }
+
+// openSources opens the configured sources: files, or the embedded clip.
+func openSources(o MediaOptions) (video, audio media.Source, err error) {
+	if o.VideoFile == "" && o.AudioFile == "" {
+		video, audio, err = media.Clip()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	openFile := func(path string) (media.Source, error) {
+		opts := media.OpenOptions{FrameRate: float64(o.FPS)}
+		if o.NoLoop {
+			return media.Open(path, opts)
+		}
+		return media.Loop(func() (media.Source, error) { return media.Open(path, opts) })
+	}
+	if o.VideoFile != "" {
+		if video, err = openFile(o.VideoFile); err != nil {
+			return nil, nil, err
+		}
+		if video.Kind() != webrtc.RTPCodecTypeVideo {
+			_ = video.Close()
+			return nil, nil, fmt.Errorf("%w: %s is not a video file", media.ErrUnsupported, o.VideoFile)
+		}
+	}
+	if o.AudioFile != "" {
+		if audio, err = openFile(o.AudioFile); err != nil {
+			return nil, nil, errors.Join(err, closeSource(video))
+		}
+		if audio.Kind() != webrtc.RTPCodecTypeAudio {
+			return nil, nil, errors.Join(fmt.Errorf("%w: %s is not an audio file", media.ErrUnsupported, o.AudioFile), closeSource(video), audio.Close())
+		}
+	}
+	if o.NoVideo && video != nil {
+		_ = video.Close()
+		video = nil
+	}
+	if o.NoAudio && audio != nil {
+		_ = audio.Close()
+		audio = nil
+	}
+	return video, audio, nil
+}
+
+func closeSource(src media.Source) error {
+	if src == nil {
+		return nil
+	}
+	return src.Close()
+}
+
+// addLocal adds the tracks we send: the sources, or echo tracks.
+func (m *mediaSet) addLocal(context.Context) error {
+	s := m.s
+	if s.opts.Verify {
+		v, err := media.ClipVerifier()
+		if err != nil {
+			return err
+		}
+		m.verifier = v
+	}
+	if s.opts.Echo {
+		return m.addEcho()
+	}
+	video, audio, err := openSources(s.opts.Media)
+	if err != nil {
+		return err
+	}
+	for _, src := range []media.Source{video, audio} {
+		if src == nil {
+			continue
+		}
+		track, err := webrtc.NewTrackLocalStaticSample(src.Codec(), src.Kind().String(), "rtckit")
+		if err != nil {
+			return err
+		}
+		sender, err := s.pc.AddTrack(track)
+		if err != nil {
+			return fmt.Errorf("%w: adding the %s track: %v", ErrSetup, src.Kind(), err)
+		}
+		m.mu.Lock()
+		m.out = append(m.out, &outTrack{src: src, track: track, sender: sender})
+		m.mu.Unlock()
+		go drainRTCP(sender)
+	}
+	return nil
+}
+
+// addEcho adds one VP8 and one Opus track that carry received media back.
+func (m *mediaSet) addEcho() error {
+	m.echo = map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP{}
+	kinds := []struct {
+		kind  webrtc.RTPCodecType
+		codec webrtc.RTPCodecCapability
+		skip  bool
+	}{
+		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, m.s.opts.Media.NoVideo},
+		{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, m.s.opts.Media.NoAudio},
+	}
+	for _, k := range kinds {
+		if k.skip {
+			continue
+		}
+		track, err := webrtc.NewTrackLocalStaticRTP(k.codec, k.kind.String(), "rtckit-echo")
+		if err != nil {
+			return err
+		}
+		sender, err := m.s.pc.AddTrack(track)
+		if err != nil {
+			return fmt.Errorf("%w: adding the echo %s track: %v", ErrSetup, k.kind, err)
+		}
+		m.echo[k.kind] = track
+		go m.forwardPLI(sender, k.kind)
+	}
+	return nil
+}
+
+// drainRTCP reads a sender's RTCP so that interceptors (NACK, reports) run.
+func drainRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := sender.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// startSending paces every source onto its track once connected.
+func (m *mediaSet) startSending(ctx context.Context) {
+	go m.keepSentStats(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.out {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			err := media.Send(ctx, t.src, t.track, &t.stats)
+			if err != nil && ctx.Err() == nil {
+				m.mu.Lock()
+				t.err = err
+				m.mu.Unlock()
+				m.s.log.Warn("call: sending stopped", "kind", t.src.Kind(), "err", err)
+			}
+		}()
+	}
+}
+
+// close stops everything and releases the sources.
+func (m *mediaSet) close() {
+	m.wg.Wait()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.out {
+		_ = t.src.Close()
+	}
+}

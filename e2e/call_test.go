@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtckit/rtckit/call"
+	"github.com/rtckit/rtckit/internal/testenv"
+)
+
+// callTimeout bounds one rtckit call process in these tests.
+const callTimeout = 60 * time.Second
+
+// callRun is an `rtckit --json call` process.
+type callRun struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan struct{}
+	code           int
+	err            error
+}
+
+// startCall starts `rtckit --json call ARGS` in the background.
+func startCall(t *testing.T, args ...string) *callRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	r := &callRun{cmd: rtckit(ctx, append([]string{"--json", "call"}, args...)...), done: make(chan struct{})}
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		defer cancel()
+		r.err = r.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(r.err, &ee) {
+			r.code = ee.ExitCode()
+		}
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+			<-r.done
+		}
+	})
+	return r
+}
+
+// wait waits for the process and decodes its report (nil when it printed none).
+func (r *callRun) wait(t *testing.T) (int, *call.Report) {
+	t.Helper()
+	<-r.done
+	out := r.stdout.Bytes()
+	// In token mode the token line comes before the report.
+	if i := bytes.IndexByte(out, '{'); i > 0 {
+		out = out[i:]
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return r.code, nil
+	}
+	var rep call.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%s: decode report %q: %v\nstderr: %s", r.cmd, r.stdout.String(), err, r.stderr.String())
+	}
+	return r.code, &rep
+}
+
+// interrupt sends SIGINT, as a user pressing Ctrl-C.
+func (r *callRun) interrupt() { _ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT) }
+
+// startHub runs `rtckit signal serve` and returns its WebSocket URL.
+func startHub(t *testing.T, extra ...string) string {
+	t.Helper()
+	var ev signalListening
+	args := append([]string{"--json", "signal", "serve", "--listen", "127.0.0.1:0"}, extra...)
+	startJSONChild(t, rtckit(t.Context(), args...), &ev)
+	if ev.Event != "listening" || ev.Addr == "" {
+		t.Fatalf("first event %+v, want listening with addr", ev)
+	}
+	return "ws://" + ev.Addr + "/ws"
+}
+
+// phase returns when a report's phase happened.
+func phase(rep *call.Report, name string) (float64, bool) {
+	for _, p := range rep.Phases {
+		if p.Name == name {
+			return p.AtMS, true
+		}
+	}
+	return 0, false
+}
+
+// track returns the report's first track of direction and kind.
+func track(rep *call.Report, dir, kind string) (call.TrackReport, bool) {
+	for _, tr := range rep.Tracks {
+		if tr.Direction == dir && tr.Kind == kind {
+			return tr, true
+		}
+	}
+	return call.TrackReport{}, false
+}
+
+// checkHealthyReport asserts a finished call that verified the clip.
+func checkHealthyReport(t *testing.T, who string, code int, rep *call.Report, stderr string) {
+	t.Helper()
+	if rep == nil {
+		t.Fatalf("%s: exit %d, no report; stderr: %s", who, code, stderr)
+	}
+	if code != 0 || !rep.OK {
+		t.Fatalf("%s: exit %d, ok=%v, error %q; stderr: %s", who, code, rep.OK, rep.Error, stderr)
+	}
+	for _, p := range []string{call.PhaseOffer, call.PhaseAnswer, call.PhaseICEConnected, call.PhaseDTLSConnected, call.PhaseFirstRTP, call.PhaseHangUp} {
+		if _, ok := phase(rep, p); !ok {
+			t.Errorf("%s: report has no %s phase: %+v", who, p, rep.Phases)
+		}
+	}
+	if rep.Path == nil {
+		t.Errorf("%s: report has no selected path", who)
+	}
+	v, ok := track(rep, "in", "video")
+	if !ok || v.Frames == 0 || v.Verified == 0 || v.Mismatched != 0 {
+		t.Errorf("%s: received video %+v, want frames all verified", who, v)
+	}
+	a, ok := track(rep, "in", "audio")
+	if !ok || a.Frames == 0 || a.Verified == 0 || a.Mismatched != 0 {
+		t.Errorf("%s: received audio %+v, want frames all verified", who, a)
+	}
+	if o, ok := track(rep, "out", "video"); !ok || o.Frames == 0 || o.Packets == 0 {
+		t.Errorf("%s: sent video %+v, want frames and packets", who, o)
+	}
+}
+
+// ffprobeOK runs ffprobe on a recording and returns its stream summary.
+func ffprobeOK(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-count_frames",
+		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v: %s", path, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestCallCLIToCLI calls one rtckit from another through `signal serve`:
+// both send the clip, both verify every frame, the answerer records, and
+// ffprobe accepts its recordings.
+func TestCallCLIToCLI(t *testing.T) {
+	testenv.RequireProgram(t, "ffprobe")
+	hub := startHub(t)
+	rec := t.TempDir()
+	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback",
+		"--verify", "--record", rec)
+	time.Sleep(300 * time.Millisecond) // bob registers
+	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback",
+		"--duration", "3s", "--verify", "--min-frames", "30", "--max-loss", "1", "--expect-path", "direct")
+	code, rep := alice.wait(t)
+	checkHealthyReport(t, "alice", code, rep, alice.stderr.String())
+	if rep.EndReason != call.EndDuration || rep.Role != "caller" || rep.Peer != "bob" {
+		t.Errorf("alice: end %q role %q peer %q", rep.EndReason, rep.Role, rep.Peer)
+	}
+	if len(rep.Checks) != 4 {
+		t.Errorf("alice: checks %+v, want min-frames, max-loss, expect-path and verify", rep.Checks)
+	}
+	bcode, brep := bob.wait(t)
+	checkHealthyReport(t, "bob", bcode, brep, bob.stderr.String())
+	if brep.EndReason != call.EndPeerHungUp {
+		t.Errorf("bob: end %q, want %q", brep.EndReason, call.EndPeerHungUp)
+	}
+	for _, kind := range []string{"video", "audio"} {
+		tr, _ := track(brep, "in", kind)
+		if tr.Recording == "" || filepath.Dir(tr.Recording) != rec {
+			t.Errorf("bob: %s recording %q, want a file in %s", kind, tr.Recording, rec)
+			continue
+		}
+		t.Logf("%s: %s", filepath.Base(tr.Recording), ffprobeOK(t, tr.Recording))
+	}
+}
+
+// TestCallToken connects two rtckit processes without a server: the
+// offer token goes to --accept, the answer token back on stdin.
+func TestCallToken(t *testing.T) {
+	offer := exec.CommandContext(t.Context(), rtckitBin, "--json", "call", "--offer", "--include-loopback", "--duration", "2s", "--verify")
+	stdin, err := offer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := offer.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offerErr bytes.Buffer
+	offer.Stderr = &offerErr
+	if err := offer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = offer.Process.Kill(); _ = offer.Wait() }()
+	rd := bufio.NewReader(stdout)
+	token, err := rd.ReadString('\n')
+	if err != nil || !strings.HasPrefix(token, call.TokenPrefix) {
+		t.Fatalf("offer token %q, %v; stderr %s", token, err, offerErr.String())
+	}
+	t.Logf("offer token: %d characters", len(strings.TrimSpace(token)))
+	accept := startCall(t, "--accept", strings.TrimSpace(token), "--include-loopback", "--verify")
+	var answer string
+	deadline := time.Now().Add(15 * time.Second)
+	for answer == "" && time.Now().Before(deadline) {
+		if line, _, ok := strings.Cut(accept.stdout.String(), "\n"); ok {
+			answer = line
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.HasPrefix(answer, call.TokenPrefix) {
+		t.Fatalf("answer token %q; stderr %s", answer, accept.stderr.String())
+	}
+	if _, err := stdin.Write([]byte(answer + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	var report bytes.Buffer
+	_, _ = report.ReadFrom(rd)
+	werr := offer.Wait()
+	var rep call.Report
+	if err := json.Unmarshal(report.Bytes(), &rep); err != nil {
+		t.Fatalf("offer report %q: %v (exit %v) stderr %s", report.String(), err, werr, offerErr.String())
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		code = ee.ExitCode()
+	}
+	checkHealthyReport(t, "offer", code, &rep, offerErr.String())
+	acode, arep := accept.wait(t)
+	checkHealthyReport(t, "accept", acode, arep, accept.stderr.String())
+	if arep.EndReason != call.EndPeerHungUp || arep.Mode != "token" {
+		t.Errorf("accept: end %q mode %q, want peer-hung-up in token mode", arep.EndReason, arep.Mode)
+	}
+}
