@@ -79,12 +79,12 @@ func TestDecodeTokenErrors(t *testing.T) {
 		t.Fatalf("wrapped token: %v %v", d.Type, err)
 	}
 	for name, tok := range map[string]string{
-		"empty":      "",
-		"no prefix":  "hello",
-		"not base64": TokenPrefix + "!!!",
-		"cut short":  good[:len(good)-10],
+		"empty":       "",
+		"no prefix":   "hello",
+		"not base64":  TokenPrefix + "!!!",
+		"cut short":   good[:len(good)-10],
 		"not deflate": TokenPrefix + "AAAA",
-		"huge":       TokenPrefix + strings.Repeat("A", MaxTokenLen),
+		"huge":        TokenPrefix + strings.Repeat("A", MaxTokenLen),
 	} {
 		if _, err := DecodeToken(tok); !errors.Is(err, ErrBadToken) {
 			t.Errorf("%s: err %v, want ErrBadToken", name, err)

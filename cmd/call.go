@@ -161,13 +161,19 @@ func (o *CallOptions) validate() error {
 			return fmt.Errorf("--receive %s: not a directory", o.Call.ReceiveDir)
 		}
 	}
-	for _, p := range o.Call.SendFiles {
-		st, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("--send: %w", err)
-		}
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("--send %s: not a regular file", p)
+	files := map[string][]string{"--send": o.Call.SendFiles, "--video": {o.Call.Media.VideoFile}, "--audio": {o.Call.Media.AudioFile}}
+	for flag, paths := range files {
+		for _, p := range paths {
+			if p == "" {
+				continue
+			}
+			st, err := os.Stat(p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
+			}
+			if !st.Mode().IsRegular() {
+				return fmt.Errorf("%s %s: not a regular file", flag, p)
+			}
 		}
 	}
 	if o.Call.RecordDir != "" {

@@ -167,3 +167,7 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}

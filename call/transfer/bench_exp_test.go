@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/internal/pcpair"
 )
 
 func expAPI(tb testing.TB) *webrtc.API {
@@ -49,7 +50,7 @@ func BenchmarkExp(b *testing.B) {
 		dst = v
 	}
 	writeRandom(b, src, "f", size)
-	p := newPairAPI(b, expAPI(b))
+	p := pcpair.NewAPI(b, expAPI(b))
 	ctx := context.Background()
 	done := make(chan error, 1)
 	rx := &Receiver{Dir: dst, Done: func(r Received, err error) {
@@ -58,7 +59,7 @@ func BenchmarkExp(b *testing.B) {
 		}
 		done <- err
 	}}
-	p.handle(func(dc *webrtc.DataChannel) { rx.Accept(ctx, dc) })
+	p.Handle(func(dc *webrtc.DataChannel) { rx.Accept(ctx, dc) })
 	var opts SendOptions
 	if v := os.Getenv("HW"); v != "" {
 		n, _ := strconv.Atoi(v)
@@ -70,7 +71,7 @@ func BenchmarkExp(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for range b.N {
-		res, err := Send(ctx, p.a, filepath.Join(src, "f"), opts)
+		res, err := Send(ctx, p.A, filepath.Join(src, "f"), opts)
 		if err != nil || !res.OK {
 			b.Fatal(res, err)
 		}

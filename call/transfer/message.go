@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -81,11 +80,11 @@ type message struct {
 // headerWire and ackWire are the JSON forms; pointers tell missing or null
 // fields from zero values.
 type headerWire struct {
-	Type   string      `json:"type"`
-	Name   *string     `json:"name"`
-	Size   json.Number `json:"size"`
-	SHA256 *string     `json:"sha256"`
-	MIME   *string     `json:"mime"`
+	Type   string          `json:"type"`
+	Name   *string         `json:"name"`
+	Size   json.RawMessage `json:"size"`
+	SHA256 *string         `json:"sha256"`
+	MIME   *string         `json:"mime"`
 }
 
 type ackWire struct {
@@ -134,12 +133,10 @@ func parseMessage(data []byte) (message, error) {
 // parseHeader decodes and validates a {"type":"file"} message.
 func parseHeader(data []byte) (Header, error) {
 	var w headerWire
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		return Header{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
-	size, err := parseSize(w.Size)
+	size, err := parseSize(string(w.Size))
 	if err != nil {
 		return Header{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
@@ -156,19 +153,23 @@ func parseHeader(data []byte) (Header, error) {
 	return h, nil
 }
 
-// parseSize accepts the sizes JavaScript's Number.isSafeInteger accepts
-// that are not negative, including forms like 1e3 and 5.0.
-func parseSize(n json.Number) (int64, error) {
+// parseSize accepts the JSON numbers JavaScript's Number.isSafeInteger
+// accepts that are not negative, including forms like 1e3 and 5.0; not
+// strings, not null.
+func parseSize(n string) (int64, error) {
 	if n == "" {
 		return 0, fmt.Errorf("size missing")
 	}
-	if v, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+	if c := n[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, fmt.Errorf("size %s is not a number", n)
+	}
+	if v, err := strconv.ParseInt(n, 10, 64); err == nil {
 		if v < 0 || v > maxSafeInteger {
 			return 0, fmt.Errorf("size %d out of range", v)
 		}
 		return v, nil
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
+	f, err := strconv.ParseFloat(n, 64)
 	if err != nil || f < 0 || f > maxSafeInteger || f != float64(int64(f)) {
 		return 0, fmt.Errorf("size %s is not an integer from 0 to 2^53-1", n)
 	}

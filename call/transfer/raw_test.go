@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/internal/pcpair"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -19,9 +20,9 @@ type rawSender struct {
 	closed chan struct{}
 }
 
-func newRawSender(t *testing.T, p *pair) *rawSender {
+func newRawSender(t *testing.T, p *pcpair.Pair) *rawSender {
 	t.Helper()
-	dc, err := p.a.CreateDataChannel(Label, nil)
+	dc, err := p.A.CreateDataChannel(Label, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestReceiveRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			p := newPair(t, peer.APIConfig{})
+			p := pcpair.New(t, peer.APIConfig{})
 			dst := t.TempDir()
 			out := receiveInto(ctx, p, &Receiver{Dir: dst})
 			s := newRawSender(t, p)
@@ -152,7 +153,7 @@ func TestReceiveRejects(t *testing.T) {
 func TestReceiveChannelClosed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	dst := t.TempDir()
 	rx := &Receiver{Dir: dst}
 	got := make(chan int64, 64)
@@ -181,7 +182,7 @@ func TestReceiveChannelClosed(t *testing.T) {
 }
 
 func TestReceiveCancelled(t *testing.T) {
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	dst := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -215,11 +216,11 @@ func TestReceiveCancelled(t *testing.T) {
 func TestSendAckTimeoutAndClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	// A peer that never answers.
 	silent := make(chan *webrtc.DataChannel, 2)
-	p.handle(func(dc *webrtc.DataChannel) { silent <- dc })
-	dc, err := p.a.CreateDataChannel(Label, nil)
+	p.Handle(func(dc *webrtc.DataChannel) { silent <- dc })
+	dc, err := p.A.CreateDataChannel(Label, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,14 +230,14 @@ func TestSendAckTimeoutAndClose(t *testing.T) {
 		t.Errorf("SendOn to a silent peer = %v, want ErrAckTimeout", err)
 	}
 	// A peer that closes the channel instead of answering.
-	p.handle(func(dc *webrtc.DataChannel) {
+	p.Handle(func(dc *webrtc.DataChannel) {
 		dc.OnMessage(func(m webrtc.DataChannelMessage) {
 			if m.IsString && string(m.Data) == eofMessage {
 				_ = dc.Close()
 			}
 		})
 	})
-	dc, err = p.a.CreateDataChannel(Label, nil)
+	dc, err = p.A.CreateDataChannel(Label, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

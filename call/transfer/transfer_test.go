@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/internal/pcpair"
 	"github.com/rtckit/rtckit/peer"
 	"go.uber.org/goleak"
 )
@@ -33,10 +34,10 @@ type outcome struct {
 
 // receiveInto makes p's b side receive every transfer into rx, and returns
 // where the outcomes arrive.
-func receiveInto(ctx context.Context, p *pair, rx *Receiver) <-chan outcome {
+func receiveInto(ctx context.Context, p *pcpair.Pair, rx *Receiver) <-chan outcome {
 	out := make(chan outcome, 4)
 	rx.Done = func(res Received, err error) { out <- outcome{res, err} }
-	p.handle(func(dc *webrtc.DataChannel) {
+	p.Handle(func(dc *webrtc.DataChannel) {
 		if dc.Label() == Label {
 			rx.Accept(ctx, dc)
 		}
@@ -92,14 +93,14 @@ func TestSendReceive(t *testing.T) {
 		t.Run(strings.ReplaceAll(time.Duration(size).String(), "ns", "B"), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
-			p := newPair(t, peer.APIConfig{})
+			p := pcpair.New(t, peer.APIConfig{})
 			src, dst := t.TempDir(), t.TempDir()
 			data := writeRandom(t, src, "report.bin", size)
 			var rxProgress []int64
 			rx := &Receiver{Dir: dst, Progress: func(h Header, n int64) { rxProgress = append(rxProgress, n) }}
 			out := receiveInto(ctx, p, rx)
 			var last, calls int64
-			res, err := Send(ctx, p.a, filepath.Join(src, "report.bin"), SendOptions{
+			res, err := Send(ctx, p.A, filepath.Join(src, "report.bin"), SendOptions{
 				Progress: func(sent, total int64) {
 					if sent < last || total != int64(size) {
 						t.Errorf("progress (%d, %d) after %d", sent, total, last)
@@ -140,12 +141,12 @@ func TestSendReceive(t *testing.T) {
 func TestReceiveUniqueNames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	src, dst := t.TempDir(), t.TempDir()
 	writeRandom(t, src, "a.txt", 100)
 	out := receiveInto(ctx, p, &Receiver{Dir: dst})
 	for _, name := range []string{"../a.txt", "a.txt", `..\..\a.txt`, ".."} {
-		if _, err := Send(ctx, p.a, filepath.Join(src, "a.txt"), SendOptions{Name: name}); err != nil {
+		if _, err := Send(ctx, p.A, filepath.Join(src, "a.txt"), SendOptions{Name: name}); err != nil {
 			t.Fatalf("Send as %q: %v", name, err)
 		}
 		if o := waitOutcome(t, out); o.err != nil {
@@ -161,12 +162,12 @@ func TestReceiveUniqueNames(t *testing.T) {
 func TestTamperedTransfer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	dst := t.TempDir()
 	out := receiveInto(ctx, p, &Receiver{Dir: dst})
 	data := bytes.Repeat([]byte("x"), 40000)
 	h := Header{Name: "x.bin", Size: int64(len(data)), SHA256: sha([]byte("something else"))}
-	dc, err := p.a.CreateDataChannel(Label, nil)
+	dc, err := p.A.CreateDataChannel(Label, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,11 +190,11 @@ func TestTamperedTransfer(t *testing.T) {
 func TestTooLarge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	src, dst := t.TempDir(), t.TempDir()
 	writeRandom(t, src, "big", 2<<20)
 	out := receiveInto(ctx, p, &Receiver{Dir: dst, MaxSize: 1 << 20})
-	res, err := Send(ctx, p.a, filepath.Join(src, "big"), SendOptions{})
+	res, err := Send(ctx, p.A, filepath.Join(src, "big"), SendOptions{})
 	if !errors.Is(err, ErrRejected) || !errors.Is(err, ErrTooLarge) || res.PeerError != ackTooLarge {
 		t.Errorf("Send: %+v, %v; want ErrRejected and ErrTooLarge", res, err)
 	}
@@ -209,23 +210,23 @@ func TestTooLarge(t *testing.T) {
 func TestSendErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	p := newPair(t, peer.APIConfig{})
-	if _, err := Send(ctx, p.a, t.TempDir(), SendOptions{}); !errors.Is(err, ErrNotRegular) {
+	p := pcpair.New(t, peer.APIConfig{})
+	if _, err := Send(ctx, p.A, t.TempDir(), SendOptions{}); !errors.Is(err, ErrNotRegular) {
 		t.Errorf("Send(directory) = %v, want ErrNotRegular", err)
 	}
-	if _, err := Send(ctx, p.a, filepath.Join(t.TempDir(), "missing"), SendOptions{}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Send(ctx, p.A, filepath.Join(t.TempDir(), "missing"), SendOptions{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Send(missing) = %v, want os.ErrNotExist", err)
 	}
 }
 
 func TestSendCancelled(t *testing.T) {
-	p := newPair(t, peer.APIConfig{})
+	p := pcpair.New(t, peer.APIConfig{})
 	src, dst := t.TempDir(), t.TempDir()
 	writeRandom(t, src, "f", 4<<20)
 	out := receiveInto(context.Background(), p, &Receiver{Dir: dst})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := Send(ctx, p.a, filepath.Join(src, "f"), SendOptions{
+	_, err := Send(ctx, p.A, filepath.Join(src, "f"), SendOptions{
 		Progress: func(sent, _ int64) {
 			if sent >= 1<<20 {
 				cancel()

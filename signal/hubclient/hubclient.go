@@ -44,7 +44,7 @@ type Options struct {
 // Client is one connection to a hub. Receive messages with Messages; send
 // with Send. It is safe for concurrent use.
 type Client struct {
-	conn *websocket.Conn
+	conn    *websocket.Conn
 	msgs    chan signal.Message
 	done    chan struct{}
 	closing chan struct{}
