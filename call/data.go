@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/call/chat"
 	"github.com/rtckit/rtckit/call/transfer"
 )
 
@@ -44,7 +47,7 @@ func (d *dataSet) open(ctx context.Context) error {
 		d.setControl(dc)
 	}
 	if s.opts.Chat {
-		dc, err := s.pc.CreateDataChannel(chatLabel, nil)
+		dc, err := s.pc.CreateDataChannel(chat.Label, nil)
 		if err != nil {
 			return fmt.Errorf("%w: chat channel: %v", ErrSetup, err)
 		}
@@ -64,9 +67,9 @@ func (d *dataSet) incoming(dc *webrtc.DataChannel) {
 			return
 		}
 		d.receive(dc)
-	case chatLabel:
+	case chat.Label:
 		if s.opts.Chat {
-			d.startChat(context.Background(), dc)
+			d.startChat(s.ctx, dc)
 		}
 	case controlLabel:
 		d.setControl(dc)
@@ -109,9 +112,18 @@ func (d *dataSet) startChat(ctx context.Context, dc *webrtc.DataChannel) {
 	}
 	d.chatDC = dc
 	d.mu.Unlock()
-	name := d.s.setup.Peer
+	out, in := d.s.io.Out, d.s.io.In
+	if out == nil {
+		out = io.Discard
+	}
+	if in == nil {
+		in = strings.NewReader("")
+	}
+	// The end of the input does not end the chat: the peer may still write.
+	in = io.MultiReader(in, waitReader{ctx})
+	c := chat.Attach(dc, out, chat.Options{PeerName: d.s.setup.Peer, Logger: d.s.log})
 	go func() {
-		if err := runChat(ctx, dc, d.s.io.In, d.s.io.Out, name); err != nil && !errors.Is(err, context.Canceled) {
+		if err := c.Run(ctx, in); err != nil && !errors.Is(err, context.Canceled) {
 			d.s.log.Debug("call: chat ended", "err", err)
 		}
 	}()
@@ -129,7 +141,7 @@ func (d *dataSet) connected(ctx context.Context) {
 			has := d.chatDC != nil
 			d.mu.Unlock()
 			if !has && ctx.Err() == nil {
-				if dc, err := s.pc.CreateDataChannel(chatLabel, nil); err == nil {
+				if dc, err := s.pc.CreateDataChannel(chat.Label, nil); err == nil {
 					d.startChat(ctx, dc)
 				}
 			}
@@ -197,7 +209,7 @@ func (d *dataSet) receive(dc *webrtc.DataChannel) {
 			s.log.Info("call: received a file", "name", res.Name, "path", res.Path, "size", res.Size)
 		}
 	}}
-	r.Accept(context.Background(), dc)
+	r.Accept(s.ctx, dc)
 }
 
 func (d *dataSet) addFile(fr FileReport) {
@@ -224,4 +236,12 @@ func (d *dataSet) fileReports() []FileReport {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]FileReport(nil), d.files...)
+}
+
+// waitReader blocks until its context ends, then reports the end of input.
+type waitReader struct{ ctx context.Context }
+
+func (w waitReader) Read([]byte) (int, error) {
+	<-w.ctx.Done()
+	return 0, io.EOF
 }

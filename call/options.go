@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -66,7 +68,26 @@ type MediaOptions struct {
 	FPS int
 	// NoLoop sends files once instead of looping them.
 	NoLoop bool
+	// Capture sends live captured media instead of the clip: "devices"
+	// (camera and microphone) or "test" (generated test pattern and tone),
+	// encoded live to VP8 and Opus. It needs a build with capture support
+	// (build tag mediadevices), which sets Capture.
+	Capture string
 }
+
+// Capture sources accepted by MediaOptions.Capture.
+const (
+	CaptureDevices = "devices"
+	CaptureTest    = "test"
+)
+
+// CaptureFunc opens live capture tracks of the given source ("devices" or
+// "test"); stop releases the devices.
+type CaptureFunc func(source string, video, audio bool) (tracks []webrtc.TrackLocal, stop func(), err error)
+
+// Capture opens live capture tracks; builds with the mediadevices tag set
+// it, and it is nil otherwise.
+var Capture CaptureFunc
 
 // Assertions are the health checks of a call, evaluated when it ends.
 // Zero values disable a check.
@@ -108,6 +129,17 @@ func (o Options) Validate() error {
 	}
 	if o.Echo && (o.Media.VideoFile != "" || o.Media.AudioFile != "") {
 		return fmt.Errorf("%w: --echo sends received media back; it excludes media files", ErrUsage)
+	}
+	if m := o.Media; m.Capture != "" {
+		if m.Capture != CaptureDevices && m.Capture != CaptureTest {
+			return fmt.Errorf("%w: --capture must be devices or test, not %q", ErrUsage, m.Capture)
+		}
+		if Capture == nil {
+			return fmt.Errorf("%w: this rtckit was built without capture support (build with -tags mediadevices)", ErrUsage)
+		}
+		if m.VideoFile != "" || m.AudioFile != "" || o.Echo {
+			return fmt.Errorf("%w: --capture excludes media files and --echo", ErrUsage)
+		}
 	}
 	if o.Echo && (o.Media.NoVideo && o.Media.NoAudio) {
 		return fmt.Errorf("%w: --echo with --no-video and --no-audio has nothing to send back", ErrUsage)

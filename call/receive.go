@@ -197,6 +197,25 @@ func (m *mediaSet) reports(stats webrtc.StatsReport, sent map[uint32]*rtpstats.S
 		}
 		out = append(out, r)
 	}
+	for _, snd := range m.captured {
+		r := TrackReport{Direction: "out"}
+		if t := snd.Track(); t != nil {
+			r.Kind = t.Kind().String()
+		}
+		if ssrc, ok := senderSSRC(snd); ok {
+			r.SSRC = ssrc
+			if st := sent[ssrc]; st != nil {
+				r.Packets, r.Bytes = st.OutboundRTPStreamStats.PacketsSent, st.OutboundRTPStreamStats.BytesSent
+				r.NACKs, r.PLIs = st.OutboundRTPStreamStats.NACKCount, st.OutboundRTPStreamStats.PLICount
+				r.Lost, r.LossFraction = st.RemoteInboundRTPStreamStats.PacketsLost, st.RemoteInboundRTPStreamStats.FractionLost
+				r.RTTMS = ms(st.RemoteInboundRTPStreamStats.RoundTripTime)
+			}
+		}
+		if secs > 0 {
+			r.BitrateBPS = float64(r.Bytes) * 8 / secs
+		}
+		out = append(out, r)
+	}
 	for _, it := range ins {
 		ssrc := uint32(it.track.SSRC())
 		r := TrackReport{Direction: "in", Kind: it.track.Kind().String(), Codec: it.track.Codec().MimeType, SSRC: ssrc}
@@ -244,8 +263,12 @@ func (m *mediaSet) sentStats() map[uint32]*rtpstats.Stats {
 	if m.lastSent == nil {
 		m.lastSent = map[uint32]*rtpstats.Stats{}
 	}
+	senders := append([]*webrtc.RTPSender(nil), m.captured...)
 	for _, t := range m.out {
-		if ssrc, ok := senderSSRC(t.sender); ok {
+		senders = append(senders, t.sender)
+	}
+	for _, snd := range senders {
+		if ssrc, ok := senderSSRC(snd); ok {
 			if st := m.s.rtpStats(ssrc); st != nil {
 				m.lastSent[ssrc] = st
 			}

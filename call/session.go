@@ -52,6 +52,8 @@ type session struct {
 	log   *slog.Logger
 	tl    *timeline
 	pc    *webrtc.PeerConnection
+	// ctx ends when the call ends.
+	ctx context.Context
 
 	// Events from pion's callbacks, handled by the loop.
 	negotiationNeeded chan struct{}
@@ -112,11 +114,12 @@ func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO)
 		s.tl.at[PhaseSignaling] = setup.SignalingAt.Sub(start)
 	}
 	defer sig.Close()
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.ctx = callCtx
 	if err := s.newPeerConnection(); err != nil {
 		return s.report(EndFailed, err), err
 	}
-	callCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	s.media = newMediaSet(s)
 	s.data = newDataSet(s)
 	if err := s.prepare(callCtx); err != nil {

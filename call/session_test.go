@@ -1,7 +1,13 @@
 package call
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,5 +51,74 @@ func TestCallInProcess(t *testing.T) {
 	}
 	for _, rep := range []*Report{crep, arep} {
 		t.Logf("%s: %+v", rep.Role, rep.Tracks)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCallInProcessData sends a file and a chat line next to the media;
+// the call ends when the transfer is done.
+func TestCallInProcessData(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("rtckit "), 100_000)
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caller := loopbackOptions()
+	caller.SendFiles = []string{path}
+	caller.Chat = true
+	answerer := loopbackOptions()
+	answerer.ReceiveDir = dir
+	answerer.Chat = true
+	var chatOut syncBuffer
+	a, b := newPipe(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	var arep *Report
+	go func() {
+		var err error
+		arep, err = Run(ctx, answerer, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b,
+			IO{In: strings.NewReader(""), Out: &chatOut})
+		done <- err
+	}()
+	// The caller's chat line is sent once the channel opens.
+	crep, err := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a,
+		IO{In: strings.NewReader("hello bob\n"), Out: io.Discard})
+	if err != nil {
+		t.Fatalf("caller: %v", err)
+	}
+	if aerr := <-done; aerr != nil {
+		t.Fatalf("answerer: %v", aerr)
+	}
+	if crep.EndReason != EndTransfersDone || len(crep.Files) != 1 || !crep.Files[0].OK {
+		t.Errorf("caller: end %q files %+v", crep.EndReason, crep.Files)
+	}
+	if len(arep.Files) != 1 || !arep.Files[0].OK || arep.Files[0].Size != int64(len(data)) {
+		t.Errorf("answerer files %+v", arep.Files)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "notes.txt"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("received file: %d bytes, %v", len(got), err)
+	}
+	if !strings.Contains(chatOut.String(), "alice: hello bob") {
+		t.Errorf("answerer chat output %q, want alice's line", chatOut.String())
 	}
 }

@@ -23,6 +23,10 @@ type mediaSet struct {
 	// echo maps a kind to the local track received media is sent back on.
 	echo map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP
 	wg   sync.WaitGroup
+	// captured are the senders of live capture tracks; stopCapture
+	// releases the devices.
+	captured    []*webrtc.RTPSender
+	stopCapture func()
 	// lastSent is the latest reading of the sent tracks' RTP statistics.
 	lastSent map[uint32]*rtpstats.Stats
 }
@@ -101,6 +105,9 @@ func (m *mediaSet) addLocal(context.Context) error {
 	if s.opts.Echo {
 		return m.addEcho()
 	}
+	if s.opts.Media.Capture != "" {
+		return m.addCapture()
+	}
 	video, audio, err := openSources(s.opts.Media)
 	if err != nil {
 		return err
@@ -154,6 +161,28 @@ func (m *mediaSet) addEcho() error {
 	return nil
 }
 
+// addCapture adds live capture tracks (camera and microphone, or test
+// generators), encoded by the capture build.
+func (m *mediaSet) addCapture() error {
+	o := m.s.opts.Media
+	tracks, stop, err := Capture(o.Capture, !o.NoVideo, !o.NoAudio)
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	m.stopCapture = stop
+	for _, t := range tracks {
+		sender, err := m.s.pc.AddTrack(t)
+		if err != nil {
+			return fmt.Errorf("%w: adding the captured %s track: %v", ErrSetup, t.Kind(), err)
+		}
+		m.mu.Lock()
+		m.captured = append(m.captured, sender)
+		m.mu.Unlock()
+		go drainRTCP(sender)
+	}
+	return nil
+}
+
 // drainRTCP reads a sender's RTCP so that interceptors (NACK, reports) run.
 func drainRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
@@ -191,5 +220,8 @@ func (m *mediaSet) close() {
 	defer m.mu.Unlock()
 	for _, t := range m.out {
 		_ = t.src.Close()
+	}
+	if m.stopCapture != nil {
+		m.stopCapture()
 	}
 }

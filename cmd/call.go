@@ -95,6 +95,7 @@ Assertions (--expect-path, --max-setup, --max-loss, --min-bitrate,
 	f.StringVar(&m.AudioFile, "audio", "", "audio file to send: Ogg Opus")
 	f.IntVar(&m.FPS, "fps", 0, "frame rate of H.264 Annex-B files (default 30)")
 	f.BoolVar(&m.NoLoop, "no-loop", false, "send media files once instead of looping them")
+	f.StringVar(&m.Capture, "capture", "", "send live media encoded to VP8/Opus: devices (camera and microphone) or test (generated); needs a build with -tags mediadevices")
 	f.BoolVar(&opts.Call.Echo, "echo", false, "send received media back to the peer (a test bot)")
 	f.StringVar(&opts.Call.RecordDir, "record", "", "record received media into this directory (IVF, Ogg)")
 	f.BoolVar(&opts.Call.Verify, "verify", false, "check every received frame against the embedded test clip")
