@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
