@@ -137,6 +137,7 @@ func (s *session) newPeerConnection() error {
 	cfg.ICE = s.opts.ICE
 	cfg.Logger = s.log
 	cfg.NoRelayWait = s.opts.ICE.Policy == peer.PolicyRelay
+	cfg.CompactCodecs = !s.sig.Trickle() // tokens carry the whole SDP
 	cfg.OnStats = func(g stats.Getter) {
 		s.statsMu.Lock()
 		s.rtp = g

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -30,6 +31,14 @@ type APIConfig struct {
 	// does not report (packets sent, loss and round-trip time from the
 	// peer's receiver reports).
 	OnStats func(stats.Getter)
+	// CompactCodecs offers one codec per video format (VP8, VP9 profile 0,
+	// H.264 constrained baseline, AV1, each with RTX) and Opus, instead of
+	// pion's full default list, for short session descriptions (the
+	// serverless call tokens).
+	CompactCodecs bool
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepaliveInterval
+	// replace pion's ICE timeouts (5 s, 25 s, 2 s) when positive.
+	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepaliveInterval time.Duration
 }
 
 // NewAPI builds the pion API (SettingEngine, MediaEngine with the default
@@ -61,11 +70,19 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	if cfg.STUNGatherTimeout > 0 {
 		se.SetSTUNGatherTimeout(cfg.STUNGatherTimeout)
 	}
+	if cfg.ICEDisconnectedTimeout > 0 || cfg.ICEFailedTimeout > 0 || cfg.ICEKeepaliveInterval > 0 {
+		se.SetICETimeouts(orDefault(cfg.ICEDisconnectedTimeout, defaultICEDisconnected),
+			orDefault(cfg.ICEFailedTimeout, defaultICEFailed), orDefault(cfg.ICEKeepaliveInterval, defaultICEKeepalive))
+	}
 	if cfg.NoRelayWait {
 		se.SetRelayAcceptanceMinWait(0)
 	}
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	register := me.RegisterDefaultCodecs
+	if cfg.CompactCodecs {
+		register = func() error { return registerCompactCodecs(me) }
+	}
+	if err := register(); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -81,4 +98,47 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 		ir.Add(f)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir)), nil
+}
+
+// registerCompactCodecs registers the codecs of APIConfig.CompactCodecs
+// with the payload types pion's defaults give them.
+func registerCompactCodecs(me *webrtc.MediaEngine) error {
+	fb := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	video := []struct {
+		mime, fmtp string
+		pt         webrtc.PayloadType
+	}{
+		{webrtc.MimeTypeVP8, "", 96},
+		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 106},
+		{webrtc.MimeTypeVP9, "profile-id=0", 98},
+		{webrtc.MimeTypeAV1, "", 45},
+	}
+	for _, v := range video {
+		codecs := []webrtc.RTPCodecParameters{
+			{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: v.mime, ClockRate: 90000, SDPFmtpLine: v.fmtp, RTCPFeedback: fb}, PayloadType: v.pt},
+			{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", v.pt)}, PayloadType: v.pt + 1},
+		}
+		for _, c := range codecs {
+			if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+				return err
+			}
+		}
+	}
+	opus := webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
+	return me.RegisterCodec(opus, webrtc.RTPCodecTypeAudio)
+}
+
+// pion's ICE timeouts, kept where APIConfig sets only some of them.
+const (
+	defaultICEDisconnected = 5 * time.Second
+	defaultICEFailed       = 25 * time.Second
+	defaultICEKeepalive    = 2 * time.Second
+)
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }

@@ -79,3 +79,7 @@ func (l *Lab) Start() {
 		}
 	})
 }
+
+// AddFilter adds a filter for every packet crossing the WAN: a packet for
+// which keep returns false is dropped.
+func (l *Lab) AddFilter(keep vnet.ChunkFilter) { l.wan.AddChunkFilter(keep) }

@@ -1,0 +1,65 @@
+package call
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/transport/v5/vnet"
+	"github.com/rtckit/rtckit/internal/vnetlab"
+	"github.com/rtckit/rtckit/peer"
+)
+
+// TestCallICERestart cuts the network between two peers mid-call until ICE
+// fails, then restores it: the caller restarts ICE, the call reconnects and
+// ends normally, and frames still verify.
+func TestCallICERestart(t *testing.T) {
+	lab := vnetlab.New(t)
+	var blocked atomic.Bool
+	lab.AddFilter(func(vnet.Chunk) bool { return !blocked.Load() })
+	aliceNet, bobNet := lab.Host("203.0.113.10"), lab.Host("203.0.113.20")
+	lab.Start()
+	api := func(n *vnet.Net) IO {
+		return IO{API: peer.APIConfig{Net: n, ICEDisconnectedTimeout: 500 * time.Millisecond,
+			ICEFailedTimeout: time.Second, ICEKeepaliveInterval: 200 * time.Millisecond}}
+	}
+	opts := Options{ICE: peer.ICEConfig{Networks: []string{"udp4"}}, Verify: true}
+	caller := opts
+	caller.Duration = 6 * time.Second
+	a, b := newPipe(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(ctx, opts, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b, api(bobNet))
+		done <- result{rep, err}
+	}()
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		blocked.Store(true)
+		time.Sleep(2500 * time.Millisecond) // past the failed timeout
+		blocked.Store(false)
+	}()
+	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, api(aliceNet))
+	r := <-done
+	if cerr != nil || r.err != nil {
+		t.Fatalf("caller: %v; answerer: %v", cerr, r.err)
+	}
+	if crep.ICERestarts+r.rep.ICERestarts == 0 {
+		t.Errorf("no ICE restart: caller %d, answerer %d", crep.ICERestarts, r.rep.ICERestarts)
+	}
+	if crep.EndReason != EndDuration {
+		t.Errorf("caller ended %q, want %q", crep.EndReason, EndDuration)
+	}
+	for _, tr := range crep.Tracks {
+		if tr.Direction == "in" && (tr.Verified == 0 || tr.Mismatched != 0) {
+			t.Errorf("caller received %+v", tr)
+		}
+	}
+	t.Logf("restarts: caller %d, answerer %d; phases %+v", crep.ICERestarts, r.rep.ICERestarts, crep.Phases)
+}
