@@ -122,3 +122,31 @@ func TestCallInProcessData(t *testing.T) {
 		t.Errorf("answerer chat output %q, want alice's line", chatOut.String())
 	}
 }
+
+// TestCallEcho: the answerer sends back what it receives, so the caller
+// receives its own clip, and every frame verifies.
+func TestCallEcho(t *testing.T) {
+	caller := loopbackOptions()
+	caller.Duration = 2 * time.Second
+	caller.Verify = true
+	answerer := loopbackOptions()
+	answerer.Echo = true
+	crep, arep, cerr, aerr := runPair(t, caller, answerer)
+	if cerr != nil || aerr != nil {
+		t.Fatalf("caller %v, answerer %v", cerr, aerr)
+	}
+	for _, kind := range []string{"video", "audio"} {
+		var in TrackReport
+		for _, tr := range crep.Tracks {
+			if tr.Direction == "in" && tr.Kind == kind {
+				in = tr
+			}
+		}
+		if in.Verified < 20 || in.Mismatched != 0 {
+			t.Errorf("caller received %s %+v, want its own frames back", kind, in)
+		}
+	}
+	if len(arep.Tracks) == 0 {
+		t.Errorf("answerer report has no tracks")
+	}
+}
