@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -43,7 +44,7 @@ func CallOnHub(ctx context.Context, c *hubclient.Client, peer string, wait time.
 		for !slices.Contains(c.Users(), peer) {
 			select {
 			case <-wctx.Done():
-				if ctx.Err() != nil {
+				if errors.Is(ctx.Err(), context.Canceled) {
 					return nil, Setup{}, ctx.Err()
 				}
 				return nil, Setup{}, fmt.Errorf("%w: %q is not registered on the hub (online: %s)", ErrPeerNotFound, peer, userList(c.Users(), self))
@@ -75,10 +76,10 @@ func AnswerOnHub(ctx context.Context, c *hubclient.Client, from []string, wait t
 	for {
 		select {
 		case <-wctx.Done():
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				return nil, Setup{}, ctx.Err()
 			}
-			return nil, Setup{}, fmt.Errorf("%w: no call came within %s", ErrNoAnswer, wait)
+			return nil, Setup{}, fmt.Errorf("%w: no call came in time", ErrNoAnswer)
 		case m, ok := <-c.Messages():
 			if !ok {
 				return nil, Setup{}, fmt.Errorf("%w while waiting for a call: %v", ErrSetup, c.Err())

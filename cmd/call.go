@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -237,6 +238,11 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 			hs, setup, err = call.AnswerOnHub(ctx, client, opts.From, opts.Wait)
 		} else {
 			hs, setup, err = call.CallOnHub(ctx, client, opts.To, opts.Wait)
+		}
+		if errors.Is(err, context.Canceled) {
+			// Interrupted before any call: a normal way to stop a bot.
+			fmt.Fprintln(g.streams.ErrOut, "rtckit: interrupted before a call")
+			return nil
 		}
 		if err != nil {
 			return err
