@@ -3,12 +3,14 @@ package peer
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/stats"
 	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -39,6 +41,13 @@ type APIConfig struct {
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepaliveInterval
 	// replace pion's ICE timeouts (5 s, 25 s, 2 s) when positive.
 	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepaliveInterval time.Duration
+	// UDPSocketBuffer, when positive, sets the kernel receive and send
+	// buffers of the UDP sockets ICE opens on the host network, in bytes
+	// (Linux caps them at net.core.rmem_max and wmem_max). The usual
+	// default of about 200 KiB overflows during bulk data-channel
+	// transfers, and every dropped datagram costs an SCTP retransmission.
+	// Ignored when Net is set.
+	UDPSocketBuffer int
 }
 
 // NewAPI builds the pion API (SettingEngine, MediaEngine with the default
@@ -51,6 +60,12 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	se := webrtc.SettingEngine{LoggerFactory: SlogLoggerFactory{Logger: cfg.Logger}}
 	if cfg.Net != nil {
 		se.SetNet(cfg.Net)
+	} else if cfg.UDPSocketBuffer > 0 {
+		host, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(bufferedNet{Net: host, size: cfg.UDPSocketBuffer})
 	}
 	if types := cfg.ICE.networkTypeList(); len(types) > 0 {
 		se.SetNetworkTypes(types)
@@ -141,4 +156,20 @@ func orDefault(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// bufferedNet is the host network with larger buffers on UDP sockets.
+type bufferedNet struct {
+	*stdnet.Net
+	size int
+}
+
+// ListenUDP opens a UDP socket and sets its buffers, best effort.
+func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if uc, ok := c.(*net.UDPConn); ok && err == nil {
+		_ = uc.SetReadBuffer(n.size)
+		_ = uc.SetWriteBuffer(n.size)
+	}
+	return c, err
 }

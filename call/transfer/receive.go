@@ -18,7 +18,8 @@ type Receiver struct {
 	// MaxSize is the largest file accepted, in bytes; zero means no limit.
 	MaxSize int64
 	// Progress, if set, is called with the header and the byte count after
-	// each chunk, and once with zero bytes when the header arrives.
+	// each chunk, and once with zero bytes when the header arrives. It runs
+	// on the channel's read goroutine and must not block.
 	Progress func(h Header, received int64)
 	// Done, if set, is called once per channel given to Accept when its
 	// transfer ends, successfully or not.
@@ -35,7 +36,7 @@ type Received struct {
 	Path string `json:"path,omitempty"`
 	// Size is the number of bytes received.
 	Size int64 `json:"size"`
-	// Expected is the header's announced size and SHA-256.
+	// ExpectedSize and ExpectedSHA256 are what the header announced.
 	ExpectedSize   int64  `json:"expected_size"`
 	ExpectedSHA256 string `json:"expected_sha256"`
 	// SHA256 is the SHA-256 of the received bytes, empty when not computed.

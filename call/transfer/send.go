@@ -16,12 +16,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Flow-control defaults of Send: like the browser page, the sender pauses
-// when more than DefaultHighWater bytes are queued on the channel and
-// resumes when the queue drains below DefaultLowWater.
+// Flow-control defaults of Send: the sender pauses when more than
+// DefaultHighWater bytes are queued on the channel and resumes when the
+// queue drains below DefaultLowWater. The browser page uses 1 MiB and
+// 256 KiB; a larger queue keeps pion's SCTP busy while the sending
+// goroutine waits to be scheduled (BenchmarkTransfer).
 const (
-	DefaultHighWater = 1024 * 1024
-	DefaultLowWater  = 256 * 1024
+	DefaultHighWater = 4 * 1024 * 1024
+	DefaultLowWater  = 1024 * 1024
 )
 
 // Timeouts of Send.
@@ -43,7 +45,9 @@ type SendOptions struct {
 	// name's extension suggests, if any.
 	MIME string
 	// HighWater and LowWater are the flow-control thresholds in bytes;
-	// zero means DefaultHighWater and DefaultLowWater.
+	// zero means DefaultHighWater and DefaultLowWater. A LowWater not below
+	// HighWater is replaced by the smaller of DefaultLowWater and a quarter
+	// of HighWater.
 	HighWater, LowWater uint64
 	// OpenTimeout and AckTimeout replace DefaultOpenTimeout and
 	// DefaultAckTimeout when positive.

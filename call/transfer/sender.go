@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -68,16 +67,15 @@ type sender struct {
 	closed chan struct{} // closed on close
 	low    chan struct{} // a token per drain below the low threshold
 	acks   chan Ack      // the first file-ack
-	once   sync.Once     // guards ackSeen
-	bad    chan error    // a malformed file-ack
+	once   sync.Once     // lets only the first file-ack into acks
 }
 
 func newSender(dc *webrtc.DataChannel, opts SendOptions) *sender {
 	if opts.HighWater == 0 {
 		opts.HighWater = DefaultHighWater
 	}
-	if opts.LowWater == 0 {
-		opts.LowWater = DefaultLowWater
+	if opts.LowWater == 0 || opts.LowWater >= opts.HighWater {
+		opts.LowWater = min(DefaultLowWater, opts.HighWater/4)
 	}
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = DefaultOpenTimeout
@@ -92,7 +90,7 @@ func newSender(dc *webrtc.DataChannel, opts SendOptions) *sender {
 	s := &sender{
 		dc: dc, opts: opts, log: log,
 		opened: make(chan struct{}), closed: make(chan struct{}),
-		low: make(chan struct{}, 1), acks: make(chan Ack, 1), bad: make(chan error, 1),
+		low: make(chan struct{}, 1), acks: make(chan Ack, 1),
 	}
 	var openOnce, closeOnce sync.Once
 	dc.OnOpen(func() { openOnce.Do(func() { close(s.opened) }) })
@@ -108,12 +106,8 @@ func newSender(dc *webrtc.DataChannel, opts SendOptions) *sender {
 		if !m.IsString {
 			return
 		}
-		msg, err := parseMessage(m.Data)
-		if err != nil && errors.Is(err, ErrProtocol) {
-			s.once.Do(func() { s.bad <- err })
-			return
-		}
-		if err == nil && msg.kind == kindAck {
+		// Like the page, ignore what is not a well-formed file-ack.
+		if msg, err := parseMessage(m.Data); err == nil && msg.kind == kindAck {
 			s.once.Do(func() { s.acks <- msg.ack })
 		}
 	})
@@ -184,8 +178,6 @@ func (s *sender) drain(ctx context.Context) (Ack, bool, error) {
 		case <-s.low:
 		case ack := <-s.acks:
 			return ack, true, nil
-		case err := <-s.bad:
-			return Ack{}, true, err
 		case <-s.closed:
 			return Ack{}, true, fmt.Errorf("%w: during the transfer", ErrClosed)
 		case <-ctx.Done():
@@ -195,8 +187,8 @@ func (s *sender) drain(ctx context.Context) (Ack, bool, error) {
 	select {
 	case ack := <-s.acks:
 		return ack, true, nil
-	case err := <-s.bad:
-		return Ack{}, true, err
+	case <-ctx.Done():
+		return Ack{}, true, ctx.Err()
 	default:
 		return Ack{}, false, nil
 	}
@@ -209,8 +201,6 @@ func (s *sender) waitAck(ctx context.Context) (Ack, error) {
 	select {
 	case ack := <-s.acks:
 		return ack, nil
-	case err := <-s.bad:
-		return Ack{}, err
 	case <-s.closed:
 		return Ack{}, fmt.Errorf("%w: before the file-ack", ErrClosed)
 	case <-t.C:

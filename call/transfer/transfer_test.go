@@ -222,7 +222,7 @@ func TestSendErrors(t *testing.T) {
 func TestSendCancelled(t *testing.T) {
 	p := pcpair.New(t, peer.APIConfig{})
 	src, dst := t.TempDir(), t.TempDir()
-	writeRandom(t, src, "f", 4<<20)
+	writeRandom(t, src, "f", 3*DefaultHighWater)
 	out := receiveInto(context.Background(), p, &Receiver{Dir: dst})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
