@@ -123,6 +123,13 @@ func (s *session) selectedPath(stats webrtc.StatsReport) *Path {
 	}
 	p := &Path{Local: candidate(pair.Local), Remote: candidate(pair.Remote)}
 	p.Relay = pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay
+	var bytes uint64
+	for _, st := range stats {
+		if c, ok := st.(webrtc.ICECandidatePairStats); ok && c.Nominated && c.BytesSent+c.BytesReceived >= bytes {
+			bytes = c.BytesSent + c.BytesReceived
+			p.RTTMS = c.CurrentRoundTripTime * 1000
+		}
+	}
 	if pair.Local.Typ == webrtc.ICECandidateTypeRelay {
 		for _, st := range stats {
 			if c, ok := st.(webrtc.ICECandidateStats); ok && c.Type == webrtc.StatsTypeLocalCandidate &&

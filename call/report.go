@@ -71,6 +71,8 @@ type Path struct {
 	Remote Candidate `json:"remote"`
 	// Relay is true when either side is a TURN relay candidate.
 	Relay bool `json:"relay"`
+	// RTTMS is the pair's latest round-trip time from ICE consent checks.
+	RTTMS float64 `json:"rtt_ms,omitempty"`
 }
 
 // Candidate is one side of the selected pair.

@@ -298,6 +298,9 @@ func renderCallReport(rep *call.Report) string {
 		if p.Local.RelayProtocol != "" {
 			fmt.Fprintf(&b, " (relay over %s)", p.Local.RelayProtocol)
 		}
+		if p.RTTMS > 0 {
+			fmt.Fprintf(&b, " rtt %.1f ms", p.RTTMS)
+		}
 		b.WriteString("\n")
 	}
 	for _, t := range rep.Tracks {

@@ -33,7 +33,18 @@ type callRun struct {
 func startCall(t *testing.T, args ...string) *callRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	r := &callRun{cmd: rtckit(ctx, append([]string{"--json", "call"}, args...)...), done: make(chan struct{})}
+	return startCallCmd(t, rtckit(ctx, append([]string{"--json", "call"}, args...)...), cancel)
+}
+
+// startCallCmd starts cmd, an `rtckit --json call` built by the caller (to
+// run it in a network namespace, say), in the background; cancel, when not
+// nil, is called once it has exited.
+func startCallCmd(t *testing.T, cmd *exec.Cmd, cancel context.CancelFunc) *callRun {
+	t.Helper()
+	if cancel == nil {
+		cancel = func() {}
+	}
+	r := &callRun{cmd: cmd, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {

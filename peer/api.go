@@ -101,16 +101,18 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
 	if cfg.OnStats != nil {
+		// Registered first, so that it sees the RTCP the default
+		// interceptors write (NACKs, sender reports for the RTT).
 		f, err := stats.NewInterceptor()
 		if err != nil {
 			return nil, err
 		}
 		f.OnNewPeerConnection(func(_ string, g stats.Getter) { cfg.OnStats(g) })
 		ir.Add(f)
+	}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir)), nil
 }
