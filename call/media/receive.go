@@ -133,6 +133,9 @@ type Receiver struct {
 	seq      seqTracker
 	lastPLI  time.Time
 	keyframe bool // a keyframe has arrived
+	// completed maps the RTP timestamps of frames whose last packet has
+	// arrived to its arrival time (markComplete).
+	completed map[uint32]time.Time
 
 	mu    sync.Mutex
 	stats ReceiveStats
@@ -265,13 +268,42 @@ func (r *Receiver) packet(pkt *rtp.Packet) error {
 	if dup || r.sb == nil {
 		return nil
 	}
+	if pkt.Marker {
+		r.markComplete(pkt.Timestamp, now)
+	}
 	r.sb.Push(pkt)
 	for s := r.sb.Pop(); s != nil; s = r.sb.Pop() {
-		if err := r.frame(s, now); err != nil {
+		if err := r.frame(s, r.completedAt(s.PacketTimestamp, now)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// maxPendingFrames bounds the completion times kept for frames the sample
+// builder has not handed over yet.
+const maxPendingFrames = 256
+
+// markComplete records when the packet that completes the frame with RTP
+// timestamp ts (the one with the marker bit) arrived. The sample builder
+// hands a frame over only when the next one starts, a frame interval
+// later; frame times are taken from here instead.
+func (r *Receiver) markComplete(ts uint32, at time.Time) {
+	if r.completed == nil || len(r.completed) >= maxPendingFrames {
+		r.completed = make(map[uint32]time.Time, 8)
+	}
+	r.completed[ts] = at
+}
+
+// completedAt is when the frame with RTP timestamp ts was complete, or
+// fallback when unknown.
+func (r *Receiver) completedAt(ts uint32, fallback time.Time) time.Time {
+	at, ok := r.completed[ts]
+	if !ok {
+		return fallback
+	}
+	delete(r.completed, ts)
+	return at
 }
 
 // flush hands the frames still in the sample builder to frame.
