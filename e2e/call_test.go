@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -258,4 +259,73 @@ func TestCallToken(t *testing.T) {
 	if arep.EndReason != call.EndPeerHungUp || arep.Mode != "token" {
 		t.Errorf("accept: end %q mode %q, want peer-hung-up in token mode", arep.EndReason, arep.Mode)
 	}
+}
+
+// TestCallInterruptedRecorder interrupts the recording side mid-call, as
+// Ctrl-C would: it hangs up cleanly (exit 0), its recordings are complete
+// files ffprobe reads, and the other side sees a hang-up.
+func TestCallInterruptedRecorder(t *testing.T) {
+	testenv.RequireProgram(t, "ffprobe")
+	hub := startHub(t)
+	rec := t.TempDir()
+	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback", "--record", rec)
+	time.Sleep(300 * time.Millisecond)
+	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback")
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if files, _ := filepath.Glob(filepath.Join(rec, "video-*")); len(files) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	bob.interrupt()
+	bcode, brep := bob.wait(t)
+	if bcode != 0 || brep == nil || !brep.OK || brep.EndReason != call.EndInterrupted {
+		t.Fatalf("bob: exit %d, report %+v; stderr %s", bcode, brep, bob.stderr.String())
+	}
+	for _, kind := range []string{"video", "audio"} {
+		tr, _ := track(brep, "in", kind)
+		if tr.Recording == "" || tr.Frames == 0 {
+			t.Errorf("bob: %s %+v, want a recording", kind, tr)
+			continue
+		}
+		t.Logf("%s: %s", filepath.Base(tr.Recording), ffprobeOK(t, tr.Recording))
+	}
+	acode, arep := alice.wait(t)
+	if acode != 0 || arep == nil || arep.EndReason != call.EndPeerHungUp {
+		t.Errorf("alice: exit %d, report %+v; stderr %s", acode, arep, alice.stderr.String())
+	}
+}
+
+// TestCallRecordDiskFull records onto a tiny file system: the call fails
+// with exit 1 and a clear message, and what is left in the directory are
+// recordings cut back to whole frames that ffprobe reads, or nothing.
+func TestCallRecordDiskFull(t *testing.T) {
+	testenv.RequireProgram(t, "ffprobe", "mount", "umount")
+	if os.Geteuid() != 0 {
+		testenv.Require(t, errors.New("mounting a tmpfs needs root"))
+	}
+	rec := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", rec).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", rec).Run() })
+	hub := startHub(t)
+	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback", "--record", rec)
+	time.Sleep(300 * time.Millisecond)
+	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback", "--duration", "10s")
+	bcode, brep := bob.wait(t)
+	if bcode != 1 || !strings.Contains(bob.stderr.String(), "recording failed") {
+		t.Fatalf("bob: exit %d, want 1 with a recording error; stderr %s", bcode, bob.stderr.String())
+	}
+	if brep == nil || brep.OK {
+		t.Errorf("bob: report %+v, want not ok", brep)
+	}
+	files, _ := filepath.Glob(filepath.Join(rec, "*"))
+	for _, f := range files {
+		t.Logf("%s: %s", filepath.Base(f), ffprobeOK(t, f))
+	}
+	alice.interrupt()
+	_, _ = alice.wait(t)
 }
