@@ -73,19 +73,22 @@ func (s *session) handleSignal(ctx context.Context, sg Signal) error {
 }
 
 // handleDescription is perfect negotiation: an offer that collides with
-// ours is ignored by the impolite side and wins on the polite side, which
-// rolls its own offer back.
+// ours is ignored by the impolite side. The polite side would roll its own
+// offer back, but pion cannot roll back a local offer, so rtckit avoids
+// making colliding offers instead: it restarts ICE only when impolite
+// (iceState), and a polite side that still meets a collision (both sides
+// opened a first data channel at the same moment) ignores the peer's
+// offer too and logs it.
 func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescription) error {
 	collision := d.Type == webrtc.SDPTypeOffer && s.pc.SignalingState() != webrtc.SignalingStateStable
-	s.ignoreOffer = collision && !s.setup.Polite
-	if s.ignoreOffer {
-		s.log.Debug("call: ignoring a colliding offer (impolite side)")
-		return nil
-	}
+	s.ignoreOffer = collision
 	if collision {
-		if err := s.pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			return fmt.Errorf("%w: rolling back our offer: %v", ErrSetup, err)
+		if s.setup.Polite {
+			s.log.Warn("call: the peer's offer collided with ours and cannot be rolled back; ignoring it")
+		} else {
+			s.log.Debug("call: ignoring a colliding offer (impolite side)")
 		}
+		return nil
 	}
 	switch d.Type {
 	case webrtc.SDPTypeOffer:

@@ -197,12 +197,12 @@ func (m *mediaSet) reports(stats webrtc.StatsReport, sent map[uint32]*rtpstats.S
 		}
 		out = append(out, r)
 	}
-	for _, snd := range m.captured {
-		r := TrackReport{Direction: "out"}
-		if t := snd.Track(); t != nil {
-			r.Kind = t.Kind().String()
+	for _, c := range m.captured {
+		r := TrackReport{Direction: "out", Kind: c.kind, Codec: c.codec}
+		if r.Codec == "" {
+			r.Codec = codecOf(c.sender)
 		}
-		if ssrc, ok := senderSSRC(snd); ok {
+		if ssrc, ok := senderSSRC(c.sender); ok {
 			r.SSRC = ssrc
 			if st := sent[ssrc]; st != nil {
 				r.Packets, r.Bytes = st.OutboundRTPStreamStats.PacketsSent, st.OutboundRTPStreamStats.BytesSent
@@ -263,7 +263,10 @@ func (m *mediaSet) sentStats() map[uint32]*rtpstats.Stats {
 	if m.lastSent == nil {
 		m.lastSent = map[uint32]*rtpstats.Stats{}
 	}
-	senders := append([]*webrtc.RTPSender(nil), m.captured...)
+	var senders []*webrtc.RTPSender
+	for _, c := range m.captured {
+		senders = append(senders, c.sender)
+	}
 	for _, t := range m.out {
 		senders = append(senders, t.sender)
 	}

@@ -24,6 +24,10 @@ const (
 	EndFailed        = "failed"
 )
 
+// politeRestartWait is how long the polite side waits for the peer's ICE
+// restart after a failure.
+const politeRestartWait = 10 * time.Second
+
 // controlLabel is the data channel of serverless calls, which have no hub
 // to carry the hang-up: the text "bye" on it ends the call.
 const controlLabel = "rtckit-control"
@@ -344,6 +348,18 @@ func (s *session) iceState(ctx context.Context, st webrtc.ICEConnectionState) (s
 	case webrtc.ICEConnectionStateFailed:
 		canRestart := s.sig.Trickle() && !s.signalingDone && s.opts.MaxICERestarts >= 0 &&
 			s.failedRestarts < s.maxRestarts()
+		if canRestart && s.setup.Polite {
+			// The impolite side restarts (the page does too); wait for its
+			// offer rather than make a colliding one.
+			s.failedRestarts++
+			s.log.Info("call: ICE failed, waiting for the peer's restart")
+			time.AfterFunc(politeRestartWait, func() {
+				if s.pc.ICEConnectionState() == webrtc.ICEConnectionStateFailed {
+					s.endCall(EndFailed, fmt.Errorf("%w: ICE failed and the peer did not restart it within %s", ErrDropped, politeRestartWait))
+				}
+			})
+			return "", nil
+		}
 		if !canRestart {
 			if s.isConnected() {
 				return EndFailed, fmt.Errorf("%w: ICE failed after %d restarts", ErrDropped, s.restarts)

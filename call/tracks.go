@@ -25,7 +25,7 @@ type mediaSet struct {
 	wg   sync.WaitGroup
 	// captured are the senders of live capture tracks; stopCapture
 	// releases the devices.
-	captured    []*webrtc.RTPSender
+	captured    []capturedTrack
 	stopCapture func()
 	// lastSent is the latest reading of the sent tracks' RTP statistics.
 	lastSent map[uint32]*rtpstats.Stats
@@ -175,12 +175,27 @@ func (m *mediaSet) addCapture() error {
 		if err != nil {
 			return fmt.Errorf("%w: adding the captured %s track: %v", ErrSetup, t.Kind(), err)
 		}
+		// The capture track reads its sender's RTCP itself (keyframe
+		// requests reach the encoder); a second reader would steal them.
 		m.mu.Lock()
-		m.captured = append(m.captured, sender)
+		m.captured = append(m.captured, capturedTrack{sender: sender, kind: t.Kind().String(), codec: codecOf(sender)})
 		m.mu.Unlock()
-		go drainRTCP(sender)
 	}
 	return nil
+}
+
+// capturedTrack is a sent live capture track.
+type capturedTrack struct {
+	sender      *webrtc.RTPSender
+	kind, codec string
+}
+
+// codecOf is the MIME type a sender sends, once negotiated ("" before).
+func codecOf(s *webrtc.RTPSender) string {
+	if p := s.GetParameters(); len(p.Codecs) > 0 {
+		return p.Codecs[0].MimeType
+	}
+	return ""
 }
 
 // drainRTCP reads a sender's RTCP so that interceptors (NACK, reports) run.

@@ -5,6 +5,7 @@ package capture
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/pion/mediadevices"
@@ -53,22 +54,25 @@ const (
 	audioLatency   = 20 * time.Millisecond
 )
 
-// Labels the test drivers register with.
+// Labels the drivers register with: the test drivers', and that of
+// miniaudio's null device ("null" in hex), which generates silence on a
+// machine without audio and is no microphone.
 const (
-	videoTestLabel = "VideoTest"
-	audioTestLabel = "AudioTest"
+	videoTestLabel   = "VideoTest"
+	audioTestLabel   = "AudioTest"
+	nullCaptureLabel = "6e756c6c"
 )
 
 // Open opens live tracks of the source (SourceDevices or SourceTest): a
 // VP8 video track when video is set and an Opus audio track when audio is
 // set, in that order. The tracks encode once a PeerConnection negotiates
 // them and send with the payload types it negotiated. stop closes the
-// tracks and releases the devices. Open returns ErrNoDevice when the
-// source has no device of a wanted kind and ErrSource for an unknown
-// source or when neither kind is wanted.
+// tracks and releases the devices; calls after the first do nothing.
+// Open returns ErrNoDevice when the source has no device of a wanted kind
+// and ErrSource for an unknown source or when neither kind is wanted.
 //
-// The drivers are process-wide: a source opened twice at the same time
-// fails until the first stop.
+// The drivers are process-wide: opening a source again fails until the
+// first stop.
 func Open(source string, video, audio bool) (tracks []webrtc.TrackLocal, stop func(), err error) {
 	if source != SourceDevices && source != SourceTest {
 		return nil, nil, fmt.Errorf("%w: %q (want %s or %s)", ErrSource, source, SourceDevices, SourceTest)
@@ -107,15 +111,16 @@ func Open(source string, video, audio bool) (tracks []webrtc.TrackLocal, stop fu
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the %s source: %w", source, err)
 	}
-	opened := stream.GetTracks()
+	// The stream keeps its tracks in a map: video first, as documented.
+	opened := append(stream.GetVideoTracks(), stream.GetAudioTracks()...)
 	for _, t := range opened {
 		tracks = append(tracks, newTrack(t))
 	}
-	stop = func() {
+	stop = sync.OnceFunc(func() {
 		for _, t := range opened {
 			_ = t.Close()
 		}
-	}
+	})
 	return tracks, stop, nil
 }
 
@@ -147,7 +152,7 @@ func driverIDs(source string, kind webrtc.RTPCodecType) ([]string, error) {
 	}
 	ofSource := func(d driver.Driver) bool {
 		info := d.Info()
-		if info.DeviceType == driver.Screen {
+		if info.DeviceType == driver.Screen || info.Label == nullCaptureLabel {
 			return false
 		}
 		return (info.Label == testLabel) == (source == SourceTest)

@@ -3,10 +3,15 @@
 package capture
 
 import (
+	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/mediadevices"
+	"github.com/pion/mediadevices/pkg/codec"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -16,16 +21,29 @@ import (
 const streamID = "rtckit"
 
 // track is a mediadevices track as a webrtc.TrackLocal with a stable ID and
-// stream ID that sends with the negotiated payload type. mediadevices
-// picks its encoder from the negotiated codecs but packetizes with the
-// encoder's fixed payload type (VP8 96, Opus 111): right for pion's default
-// codecs, wrong for a peer whose offer numbers them differently (Firefox
-// offers VP8 as 120 and Opus as 109).
+// stream ID that sends with the negotiated payload type and reads its own
+// RTCP.
+//
+// mediadevices picks its encoder from the negotiated codecs but packetizes
+// with the encoder's fixed payload type (VP8 96, Opus 111): right for
+// pion's default codecs, wrong for a peer whose offer numbers them
+// differently (Firefox offers VP8 as 120 and Opus as 109). It also reads
+// RTCP (for keyframe requests) only for video, and keeps reading after
+// errors other than io.EOF; track reads it for both kinds instead, which
+// runs the sender's interceptors (NACK, receiver reports) and turns PLI and
+// FIR into keyframes. A second reader of the same sender's RTCP would take
+// packets away from it.
 type track struct {
 	mediadevices.Track
+
+	mu sync.Mutex
+	// unbound are the bindings' channels closed by Unbind, by ID.
+	unbound map[string]chan struct{}
 }
 
-func newTrack(t mediadevices.Track) *track { return &track{Track: t} }
+func newTrack(t mediadevices.Track) *track {
+	return &track{Track: t, unbound: map[string]chan struct{}{}}
+}
 
 // ID returns the kind ("video" or "audio"), as for the call's other
 // tracks.
@@ -35,7 +53,8 @@ func (t *track) ID() string { return t.Kind().String() }
 func (t *track) StreamID() string { return streamID }
 
 // Bind starts encoding for a PeerConnection, rewriting the payload type of
-// every packet to the negotiated one.
+// every packet to the negotiated one, and reading the RTCP the peer sends
+// about the track.
 func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	w := &payloadTypeWriter{next: ctx.WriteStream()}
 	// mediadevices starts writing before Bind returns: store the payload
@@ -44,12 +63,81 @@ func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, e
 	if pt, ok := encodedPayloadType(t.Kind(), ctx.CodecParameters()); ok {
 		w.pt.Store(uint32(pt))
 	}
-	c, err := t.Track.Bind(&bindContext{TrackLocalContext: ctx, w: w})
+	unbound := make(chan struct{})
+	c, err := t.Track.Bind(&bindContext{TrackLocalContext: ctx, w: w, rtcp: idleRTCPReader(unbound)})
 	if err != nil {
+		close(unbound)
 		return c, err
 	}
 	w.pt.Store(uint32(c.PayloadType))
+	t.mu.Lock()
+	t.unbound[ctx.ID()] = unbound
+	t.mu.Unlock()
+	go t.readRTCP(ctx.RTCPReader(), unbound)
 	return c, nil
+}
+
+// Unbind stops encoding for a PeerConnection.
+func (t *track) Unbind(ctx webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	if ch, ok := t.unbound[ctx.ID()]; ok {
+		close(ch)
+		delete(t.unbound, ctx.ID())
+	}
+	t.mu.Unlock()
+	return t.Track.Unbind(ctx)
+}
+
+// readRTCP reads the track's RTCP until the sender stops or the binding
+// ends, and asks the encoder for a keyframe on PLI or FIR.
+func (t *track) readRTCP(r interceptor.RTCPReader, unbound <-chan struct{}) {
+	buf := make([]byte, rtcpMTU)
+	for {
+		n, _, err := r.Read(buf, interceptor.Attributes{})
+		if err != nil {
+			return
+		}
+		select {
+		case <-unbound:
+			return
+		default:
+		}
+		if wantsKeyFrame(buf[:n]) {
+			if kf, ok := t.EncoderController().(codec.KeyFrameController); ok {
+				_ = kf.ForceKeyFrame()
+			}
+		}
+	}
+}
+
+// rtcpMTU bounds one read of RTCP.
+const rtcpMTU = 1500
+
+// wantsKeyFrame reports whether an RTCP compound packet asks for a
+// keyframe.
+func wantsKeyFrame(b []byte) bool {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return false
+	}
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			return true
+		}
+	}
+	return false
+}
+
+// idleRTCPReader is the RTCP reader mediadevices gets: it returns io.EOF
+// once the binding ends and reads nothing before, leaving the sender's RTCP
+// to track.readRTCP.
+type idleRTCPReader <-chan struct{}
+
+// Read waits for the end of the binding.
+func (r idleRTCPReader) Read([]byte, interceptor.Attributes) (int, interceptor.Attributes, error) {
+	<-r
+	return 0, nil, io.EOF
 }
 
 // encodedPayloadType returns the payload type of the first negotiated codec
@@ -67,15 +155,19 @@ func encodedPayloadType(kind webrtc.RTPCodecType, codecs []webrtc.RTPCodecParame
 	return 0, false
 }
 
-// bindContext is a TrackLocalContext with the payload-type-rewriting
-// writer.
+// bindContext is the TrackLocalContext mediadevices binds with: the
+// payload-type-rewriting writer and the idle RTCP reader.
 type bindContext struct {
 	webrtc.TrackLocalContext
-	w *payloadTypeWriter
+	w    *payloadTypeWriter
+	rtcp idleRTCPReader
 }
 
 // WriteStream returns the rewriting writer.
 func (c *bindContext) WriteStream() webrtc.TrackLocalWriter { return c.w }
+
+// RTCPReader returns the idle reader.
+func (c *bindContext) RTCPReader() interceptor.RTCPReader { return c.rtcp }
 
 // payloadTypeWriter sets the payload type of the packets it forwards; zero
 // (not yet known) forwards them unchanged.
