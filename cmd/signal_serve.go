@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +72,9 @@ type SignalServeOptions struct {
 	Cluster string
 	// ClusterName separates clusters sharing one NATS server.
 	ClusterName string
+	// Transport is "auto" (an event loop for plain TCP on Linux) or
+	// "goroutines".
+	Transport string
 }
 
 // SignalServeEvent is one line of `rtckit signal serve --json` output: a
@@ -196,6 +198,7 @@ Without it the hub is alone and needs no other service.`,
 	f.StringVar(&opts.TURNListen, "turn-listen", "", "IP of the embedded TURN server (default: the --listen IP, which must then be concrete)")
 	f.IntVar(&opts.TURNPort, "turn-port", 3478, "UDP and TCP port of the embedded TURN server (0: a free one)")
 	f.StringVar(&opts.Cluster, "cluster", "", "join other hubs through NATS: nats://[user:pass@]host:port (tls:// for TLS; comma-separated for several)")
+	f.StringVar(&opts.Transport, "transport", rtcsignal.TransportAuto, `how WebSockets are served: "auto" (one event loop for plain TCP on Linux, goroutines for TLS) or "goroutines" (two per connection)`)
 	f.StringVar(&opts.ClusterName, "cluster-name", rtcsignal.DefaultClusterName, "cluster name, to run several clusters on one NATS server (letters, digits, - and _)")
 	return c
 }
@@ -240,6 +243,9 @@ func (o *SignalServeOptions) validate() error {
 		if err := rtcsignal.CheckClusterURL(o.Cluster); err != nil {
 			return fmt.Errorf("--cluster: %w", err)
 		}
+	}
+	if o.Transport != rtcsignal.TransportAuto && o.Transport != rtcsignal.TransportGoroutines {
+		return fmt.Errorf("--transport must be %q or %q", rtcsignal.TransportAuto, rtcsignal.TransportGoroutines)
 	}
 	if err := rtcsignal.CheckClusterName(o.ClusterName); err != nil {
 		return fmt.Errorf("--cluster-name: %w", err)
@@ -322,6 +328,7 @@ func (o *SignalServeOptions) config() rtcsignal.Config {
 		DrainTimeout:   o.DrainTimeout,
 		TLSCert:        o.TLSCert,
 		TLSKey:         o.TLSKey,
+		Transport:      o.Transport,
 	}
 }
 
@@ -438,78 +445,4 @@ func runSignalServe(ctx context.Context, g *GlobalOptions, opts *SignalServeOpti
 	stats := srv.Hub().Stats()
 	ev.Event, ev.Stats = "stopped", &stats
 	return errors.Join(serveErr, stop(), writeSignalServeEvent(out, g.JSON, ev))
-}
-
-// signalListeningEvent describes the bound server; a loopback or wildcard
-// address is shown as localhost, the origin browsers treat as secure.
-func signalListeningEvent(addr string, tls bool, opts *SignalServeOptions, turn *turnserver.Addrs) SignalServeEvent {
-	host, port, _ := net.SplitHostPort(addr)
-	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsLoopback() || ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	scheme := "http"
-	if tls {
-		scheme = "https"
-	}
-	base := scheme + "://" + net.JoinHostPort(host, port)
-	uris := []string{}
-	if servers, err := opts.ICE.Servers(time.Now()); err == nil {
-		for _, s := range servers {
-			uris = append(uris, s.URI.String())
-		}
-	}
-	return SignalServeEvent{
-		Schema:        signalServeSchema,
-		Event:         "listening",
-		Addr:          addr,
-		URL:           base + "/",
-		WebSocket:     "ws" + strings.TrimPrefix(base, "http") + "/ws",
-		TLS:           tls,
-		TokenRequired: opts.Token != "" || opts.TokenSecret != "",
-		ICEServers:    uris,
-		TURN:          turn,
-	}
-}
-
-// writeSignalServeEvent prints ev as one JSON line or as text.
-func writeSignalServeEvent(w io.Writer, asJSON bool, ev SignalServeEvent) error {
-	if asJSON {
-		return json.NewEncoder(w).Encode(ev)
-	}
-	_, err := io.WriteString(w, signalServeText(ev))
-	return err
-}
-
-// signalServeText renders an event for people.
-func signalServeText(ev SignalServeEvent) string {
-	var b strings.Builder
-	if ev.Event == "stopped" && ev.Stats != nil {
-		s := ev.Stats
-		fmt.Fprintf(&b, "signaling hub stopped: %d connections, %d messages, %d error replies, %d slow clients dropped\n",
-			s.ConnectionsTotal, s.Messages, s.Errors, s.Drops)
-		return b.String()
-	}
-	b.WriteString("signaling hub listening\n")
-	row := func(name, value string) { fmt.Fprintf(&b, "  %-12s %s\n", name, value) }
-	row("page", ev.URL)
-	row("websocket", ev.WebSocket)
-	if ev.TokenRequired {
-		row("access", "token required")
-	} else {
-		row("access", "open")
-	}
-	if ev.Cluster != nil {
-		row("cluster", fmt.Sprintf("%s at %s (node %s)", ev.Cluster.Name, ev.Cluster.URL, ev.Cluster.Node))
-	}
-	if len(ev.ICEServers) == 0 {
-		row("ice servers", "none (host candidates only)")
-	}
-	for i, u := range ev.ICEServers {
-		name := ""
-		if i == 0 {
-			name = "ice servers"
-		}
-		row(name, u)
-	}
-	return b.String()
 }

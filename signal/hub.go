@@ -134,6 +134,7 @@ type Hub struct {
 	remoteNames map[string]struct{}
 
 	connectionsTotal, errors, drops uint64        // guarded by mu
+	scratch                         []byte        // guarded by mu: one relayed message
 	messages                        atomic.Uint64 // counted outside mu
 }
 
@@ -288,6 +289,13 @@ func (c *Client) Handle(data []byte) {
 	c.limited = false
 	first := !c.gotFirst
 	c.gotFirst = true
+	if len(data) <= h.cfg.MaxMessageSize {
+		if fm, ok := scanFast(data); ok {
+			h.cfg.Metrics.message(fm.typ)
+			h.relayFast(c, fm)
+			return
+		}
+	}
 	m, err := Decode(data, h.cfg.MaxMessageSize)
 	h.cfg.Metrics.message(m.Type)
 	if err != nil {
@@ -386,78 +394,6 @@ func (h *Hub) register(c *Client, m Message) {
 		}
 	}
 	h.broadcastUserListLocked()
-}
-
-// relay handles chat and call messages: it sets the sender's identity and
-// routes the message to its target, or to everyone without one.
-func (h *Hub) relay(c *Client, m Message) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := c.sess
-	if s == nil {
-		h.sendLocked(c, Message{Type: TypeError, Code: CodeNotRegistered, Ref: m.Type,
-			Message: "send a username message first"})
-		return
-	}
-	out := Message{Type: m.Type, Name: s.name, Target: m.Target}
-	switch m.Type {
-	case TypeMessage:
-		out.ID, out.Date, out.Text = c.id, m.Date, escapeText(m.Text)
-	case TypeVideoOffer, TypeVideoAnswer:
-		out.SDP = m.SDP
-	case TypeNewICECandidate:
-		out.Candidate = m.Candidate
-	}
-	data, err := Encode(out)
-	if err != nil {
-		h.log.Error("encoding a message", "type", out.Type, "err", err)
-		return
-	}
-	if m.Target == "" {
-		for other := range h.clients {
-			if other != c || m.Type == TypeMessage {
-				h.sendRawLocked(other, data)
-			}
-		}
-		if p, ok := h.cfg.Bus.(Presence); ok {
-			p.Broadcast(data)
-		}
-		return
-	}
-	if code := h.deliverLocked(m.Target, data, s, m.Type); code != "" {
-		msg := "no user of that name"
-		if code == CodeQueueFull {
-			msg = "user is away and has too many messages waiting"
-		}
-		h.sendLocked(c, Message{Type: TypeError, Code: code, Ref: m.Type, Target: m.Target, Message: msg})
-	}
-}
-
-// deliverLocked hands data to the user named target: sent when connected,
-// queued when away, published on the bus when the user is not here. It
-// returns the error code for the sender, or "" when delivered or queued.
-// from is nil for messages from the bus.
-func (h *Hub) deliverLocked(target string, data []byte, from *session, ref string) string {
-	t := h.byName[target]
-	switch {
-	case t == nil:
-		if from != nil && h.cfg.Bus != nil && h.cfg.Bus.Publish(target, data) {
-			return ""
-		}
-		return CodeUnknownTarget
-	case t.client != nil:
-		h.sendRawLocked(t.client, data)
-	case len(t.queue) >= h.cfg.QueueMessages:
-		return CodeQueueFull
-	default:
-		until := time.Now().Add(h.cfg.QueueTTL)
-		if t.awayUntil.Before(until) {
-			until = t.awayUntil
-		}
-		t.queue = append(t.queue, queued{data: data, from: from, ref: ref, until: until})
-		h.scheduleLocked(t)
-	}
-	return ""
 }
 
 // freeNameLocked returns want, or want with the lowest number appended

@@ -12,6 +12,9 @@ type Metrics struct {
 	errors           *prometheus.CounterVec
 	drops            *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
+	// byType holds the messages counter of each client type and
+	// "invalid", looked up once.
+	byType map[string]prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -44,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	m.byType = map[string]prometheus.Counter{"invalid": m.messages.WithLabelValues("invalid")}
+	for typ := range clientTypes {
+		m.byType[typ] = m.messages.WithLabelValues(typ)
+	}
 	return m, nil
 }
 
@@ -67,10 +74,11 @@ func (m *Metrics) message(typ string) {
 	if m == nil {
 		return
 	}
-	if !clientTypes[typ] {
-		typ = "invalid"
+	c, ok := m.byType[typ]
+	if !ok {
+		c = m.byType["invalid"]
 	}
-	m.messages.WithLabelValues(typ).Inc()
+	c.Inc()
 }
 
 func (m *Metrics) errorSent(code string) {

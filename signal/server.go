@@ -26,6 +26,17 @@ import (
 // server selects it whenever it is offered.
 const Subprotocol = "json"
 
+// Transports of Config.Transport.
+const (
+	// TransportAuto serves plain-TCP WebSockets from one event loop on
+	// Linux, without a goroutine or buffer per idle connection, and TLS
+	// ones (and all of them elsewhere) like TransportGoroutines.
+	TransportAuto = "auto"
+	// TransportGoroutines serves every WebSocket with a reader and a
+	// writer goroutine of its own.
+	TransportGoroutines = "goroutines"
+)
+
 // Defaults of Config.
 const (
 	// DefaultSendQueue bounds the messages waiting for one connection's
@@ -80,6 +91,9 @@ type Config struct {
 	DrainTimeout time.Duration
 	// TLSCert and TLSKey are PEM files; with them Serve speaks HTTPS.
 	TLSCert, TLSKey string
+	// Transport chooses how WebSockets are served: TransportAuto (the
+	// default when empty) or TransportGoroutines.
+	Transport string
 	// Registry receives the metrics served at /metrics; nil makes a new
 	// one.
 	Registry *prometheus.Registry
@@ -100,6 +114,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    map[*wsConn]struct{}
+	poll     *poller // the running event loop, guarded by mu
 }
 
 // NewServer checks cfg and builds a server; errors wrap ErrInvalidConfig.
@@ -121,6 +136,13 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch cfg.Transport {
+	case "":
+		cfg.Transport = TransportAuto
+	case TransportAuto, TransportGoroutines:
+	default:
+		return nil, fmt.Errorf("%w: unknown transport %q (want %q or %q)", ErrInvalidConfig, cfg.Transport, TransportAuto, TransportGoroutines)
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
@@ -296,6 +318,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusServiceUnavailable, reason, err.Error())
 		return
 	}
+	if pollSupported && s.cfg.Transport == TransportAuto && r.TLS == nil {
+		s.servePoll(w, r)
+		return
+	}
 	hj := &hijackRecorder{ResponseWriter: w}
 	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
@@ -437,6 +463,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.cut()
 	}
+	s.cutPoll()
 	s.mu.Unlock()
 	<-done
 	return fmt.Errorf("signal: drain: %w", ctx.Err())

@@ -9,26 +9,22 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
-// httpClients returns one HTTP client per source address (one default
-// client when there are none).
-func httpClients(ips []netip.Addr) []*http.Client {
+// dialers returns one dialer per source address (one default dialer when
+// there are none).
+func dialers(ips []netip.Addr) []*net.Dialer {
 	if len(ips) == 0 {
-		return []*http.Client{{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}}
+		return []*net.Dialer{{}}
 	}
-	out := make([]*http.Client, 0, len(ips))
+	out := make([]*net.Dialer, 0, len(ips))
 	for _, ip := range ips {
-		d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))}
-		out = append(out, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}})
+		out = append(out, &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))})
 	}
 	return out
 }
@@ -38,28 +34,23 @@ func httpClients(ips []netip.Addr) []*http.Client {
 func (r *run) dial(ctx, rctx context.Context, onMsg func([]byte)) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	hc := r.clients[int(r.next.Add(1)%uint64(len(r.clients)))]
-	dopts := &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"json"}}
-	if r.opts.Token != "" {
-		dopts.HTTPHeader = http.Header{"Authorization": {"Bearer " + r.opts.Token}}
-	}
-	ws, resp, err := websocket.Dial(dctx, r.opts.URL, dopts)
-	if resp != nil && resp.Body != nil {
-		_ = resp.Body.Close() // nothing to read from a handshake response
-	}
+	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
+	ws, err := dialWS(dctx, d, r.url, r.opts.Token)
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(-1)
 	c := &conn{ws: ws, done: make(chan struct{})}
 	r.open.Add(1)
 	r.readers.Add(1)
+	stop := context.AfterFunc(rctx, func() { _ = ws.CloseNow() }) // the run is over
 	go func() {
 		defer r.readers.Done()
 		defer close(c.done)
 		defer r.open.Add(-1)
+		defer stop()
+		defer ws.done()
 		for {
-			_, data, err := ws.Read(rctx)
+			data, err := ws.read()
 			if err != nil {
 				if !c.closing.Load() && rctx.Err() == nil {
 					r.disconnects.Add(1)
@@ -98,10 +89,10 @@ func (r *run) register(ctx context.Context, name string, replies <-chan []byte, 
 	rctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	msg := fmt.Appendf(nil, `{"type":"username","name":%q}`, name)
-	if err := c.ws.Write(rctx, websocket.MessageText, msg); err != nil {
+	if err := c.ws.WriteText(msg); err != nil {
 		return "", err
 	}
-	if err := c.ws.Write(rctx, websocket.MessageText, []byte(`{"type":"ping","ts":1}`)); err != nil {
+	if err := c.ws.WriteText([]byte(`{"type":"ping","ts":1}`)); err != nil {
 		return "", err
 	}
 	for {
@@ -149,11 +140,11 @@ func (s *setupReplies) handle(data []byte) {
 		return
 	}
 	select {
-	case s.ch <- data:
+	case s.ch <- append([]byte(nil), data...): // data is the reader's buffer
 	default: // a userlist flood during setup; only pong and rejectusername matter
 		if bytes.Contains(data, []byte(`"pong"`)) || bytes.Contains(data, []byte(`"rejectusername"`)) {
 			select {
-			case s.ch <- data:
+			case s.ch <- append([]byte(nil), data...):
 			case <-s.failed:
 			}
 		}
@@ -271,7 +262,7 @@ func (r *run) closeAll(pairs []*pair, idle []*conn) {
 			// Close waits for the hub's close frame, which the reader
 			// sees; CloseNow after CloseTimeout.
 			done := make(chan struct{})
-			go func() { _ = c.ws.Close(websocket.StatusNormalClosure, "bench done"); close(done) }()
+			go func() { _ = c.ws.Close(statusNormal, "bench done"); close(done) }()
 			select {
 			case <-done:
 			case <-time.After(CloseTimeout):

@@ -13,14 +13,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"net"
 	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // Defaults of Options.
@@ -164,7 +162,7 @@ type Errors struct {
 
 // conn is one client connection with its reader.
 type conn struct {
-	ws      *websocket.Conn
+	ws      *wsClient
 	name    string
 	closing atomic.Bool
 	done    chan struct{} // closed when the reader returns
@@ -189,8 +187,9 @@ type run struct {
 	log     *slog.Logger
 	base    time.Time
 	id      string
-	clients []*http.Client
-	next    atomic.Uint64 // round robin over clients
+	url     *url.URL
+	dialers []*net.Dialer
+	next    atomic.Uint64 // round robin over dialers
 
 	open        atomic.Int64
 	reconnects  atomic.Int64
@@ -215,7 +214,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	var idb [4]byte
 	_, _ = rand.Read(idb[:]) // crypto/rand.Read never fails
 	r.id = hex.EncodeToString(idb[:])
-	r.clients = httpClients(opts.SourceIPs)
+	r.dialers = dialers(opts.SourceIPs)
+	r.url, _ = url.Parse(opts.URL) // checked by normalize
 
 	var before procSample
 	if opts.HubPID != 0 {

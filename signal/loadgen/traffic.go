@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // receive returns the receiver's handler: it counts offers, frees a
@@ -131,11 +129,7 @@ func (r *run) sendLoop(ctx context.Context, p *pair, n int) {
 		ts := strconv.AppendInt(nil, int64(time.Since(r.base)), 10)
 		copy(msg[at:at+tsDigits], strings.Repeat("0", tsDigits-len(ts)))
 		copy(msg[at+tsDigits-len(ts):], ts)
-		// Not ctx: a write cancelled midway closes the connection.
-		wctx, cancel := context.WithTimeout(r.rctx, WriteTimeout)
-		err := p.sender.ws.Write(wctx, websocket.MessageText, msg)
-		cancel()
-		if err != nil {
+		if err := p.sender.ws.WriteText(msg); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -151,7 +145,7 @@ func (r *run) sendLoop(ctx context.Context, p *pair, n int) {
 func (r *run) reconnect(p *pair) {
 	old := p.sender
 	old.closing.Store(true)
-	_ = old.ws.Close(websocket.StatusNormalClosure, "churn") // a failed close handshake changes nothing here
+	_ = old.ws.Close(statusNormal, "churn") // a failed close handshake changes nothing here
 	// Not ctx: a registration cut by the end of sending would count as a
 	// lost connection; DialTimeout bounds it.
 	c, err := r.client(r.rctx, r.rctx, fmt.Sprintf("b%s-s%d", r.id, p.idx), nil)
