@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/rtckit/rtckit/call"
+	"github.com/rtckit/rtckit/call/capture"
 	"github.com/rtckit/rtckit/call/media"
 	"github.com/rtckit/rtckit/diag/icegather"
 	"github.com/rtckit/rtckit/diag/stunprobe"
@@ -103,7 +104,8 @@ func isSilent(err error) bool {
 func callExitCode(err error) (int, bool) {
 	switch {
 	case errors.Is(err, call.ErrUsage), errors.Is(err, call.ErrBadToken), errors.Is(err, hubclient.ErrBadURL),
-		errors.Is(err, media.ErrUnsupported), errors.Is(err, media.ErrBadMedia):
+		errors.Is(err, media.ErrUnsupported), errors.Is(err, media.ErrBadMedia),
+		errors.Is(err, capture.ErrNoDevice), errors.Is(err, capture.ErrSource):
 		return ExitUsage, true
 	case errors.Is(err, hubclient.ErrConnect):
 		return ExitUnreachable, true

@@ -118,6 +118,12 @@ fi
 step "go test -race"
 go test -race -count=1 -timeout "$GO_TEST_TIMEOUT" ./... || die "go test failed"
 
+step "camera build (tag mediadevices) and the pure-Go default build"
+CGO_ENABLED=0 go build -o /dev/null . || die "the default build must not need cgo"
+go vet -tags mediadevices ./... || die "go vet -tags mediadevices failed"
+go test -race -count=1 -tags mediadevices ./call/capture/ || die "go test -tags mediadevices ./call/capture failed"
+go test -race -count=1 -tags mediadevices -run 'TestCallCapture' ./e2e/ || die "the mediadevices call test failed"
+
 step "fuzz (FUZZTIME=$FUZZTIME)"
 if [[ $FUZZTIME == 0 || $FUZZTIME == 0s ]]; then
 	say "fuzzing skipped"
