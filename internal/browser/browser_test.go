@@ -184,6 +184,15 @@ func TestEvaluate(t *testing.T) {
 	if _, err := Evaluate[int](ctx, tab, `null`); !errors.Is(err, chromedp.ErrJSNull) {
 		t.Errorf("null into int: %v, want ErrJSNull", err)
 	}
+	if raw, err := tab.EvaluateJSON(ctx, `({a: [1, "x"], b: null})`); err != nil || string(raw) != `{"a":[1,"x"],"b":null}` {
+		t.Errorf("EvaluateJSON: %s, %v", raw, err)
+	}
+	if raw, err := tab.EvaluateJSON(ctx, `new RTCSessionDescription({type: "offer", sdp: ""}) // toJSON`); err != nil || string(raw) != `{"type":"offer","sdp":""}` {
+		t.Errorf("EvaluateJSON with toJSON: %s, %v", raw, err)
+	}
+	if raw, err := tab.EvaluateJSON(ctx, `undefined`); err != nil || string(raw) != "null" {
+		t.Errorf("EvaluateJSON undefined: %s, %v; want null", raw, err)
+	}
 }
 
 func TestEvaluateHonoursContext(t *testing.T) {

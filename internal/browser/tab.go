@@ -160,3 +160,20 @@ func consoleLevel(typ chromedp.ConsoleType) slog.Level {
 		return slog.LevelInfo
 	}
 }
+
+// EvaluateJSON runs js as Evaluate does and returns its value as
+// JSON.stringify gives it in the page (so toJSON methods apply, as on
+// RTCSessionDescription); undefined gives null. With it a Tab serves
+// callers that drive Chromium and Firefox (internal/firefox) alike.
+func (t *Tab) EvaluateJSON(ctx context.Context, js string) ([]byte, error) {
+	// The newlines keep a trailing line comment in js from swallowing
+	// the closing parentheses.
+	v, err := Evaluate[*string](ctx, t, "(async () => JSON.stringify(await (\n"+js+"\n)))()")
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return []byte("null"), nil
+	}
+	return []byte(*v), nil
+}

@@ -11,6 +11,29 @@ export function politeFor(self, peer) {
   return self < peer;
 }
 
+/** The DTLS role ("active" or "passive") in the first m-section of sdp, or null. */
+function setupRole(sdp) {
+  return /^a=setup:(active|passive)\b/m.exec(sdp ?? "")?.[1] ?? null;
+}
+
+/** Our DTLS role as the last completed negotiation settled it, or null before one. */
+export function dtlsRole(local, remote) {
+  if (!local || !remote) return null;
+  if (local.type === "answer") return setupRole(local.sdp);
+  return { active: "passive", passive: "active" }[setupRole(remote.sdp)] ?? null;
+}
+
+/**
+ * A subsequent offer states our DTLS role instead of actpass (RFC 8842,
+ * section 5.5), so the answerer keeps the association's roles. Firefox
+ * answers an ICE-restart offer that says actpass with active (the client)
+ * even when it was the server, which Chromium rejects ("Failed to set SSL
+ * role for the transport").
+ */
+export function keepDtlsRole(sdp, role) {
+  return role ? sdp.replaceAll("a=setup:actpass", `a=setup:${role}`) : sdp;
+}
+
 /** ICE restarts tried after a failure before the call is given up. */
 export const MAX_ICE_RESTARTS = 3;
 
@@ -43,7 +66,9 @@ export class Call {
       try {
         this.#makingOffer = true;
         await pc.setLocalDescription();
-        this.#send({ type: "video-offer", name: self, target: peer, sdp: pc.localDescription.toJSON() });
+        const role = dtlsRole(pc.currentLocalDescription, pc.currentRemoteDescription);
+        const sdp = { type: "offer", sdp: keepDtlsRole(pc.localDescription.sdp, role) };
+        this.#send({ type: "video-offer", name: self, target: peer, sdp });
       } catch (err) {
         console.error("call: offer:", err);
       } finally {
@@ -173,6 +198,11 @@ export class Call {
           break;
         }
       }
+    }
+    // Firefox has no transport stats: count the selected pair's bytes.
+    if (pair && !bytesReceived && !bytesSent) {
+      bytesReceived = pair.bytesReceived ?? 0;
+      bytesSent = pair.bytesSent ?? 0;
     }
     const local = pair && report.get(pair.localCandidateId);
     const remote = pair && report.get(pair.remoteCandidateId);
