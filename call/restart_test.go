@@ -2,6 +2,8 @@ package call
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,13 +41,28 @@ func TestCallICERestart(t *testing.T) {
 		rep, err := Run(ctx, opts, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b, api(bobNet))
 		done <- result{rep, err}
 	}()
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		blocked.Store(true)
-		time.Sleep(2500 * time.Millisecond) // past the failed timeout
-		blocked.Store(false)
-	}()
-	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, api(aliceNet))
+	// The network is cut once the caller is connected, and restored when
+	// it starts the ICE restart, as its log says.
+	var connectedOnce sync.Once
+	callerIO := api(aliceNet)
+	callerIO.Logger = slog.New(logHook{func(r slog.Record) {
+		state := ""
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "state" {
+				state = a.Value.String()
+			}
+			return true
+		})
+		switch {
+		case r.Message == "call: ICE state" && state == "connected":
+			connectedOnce.Do(func() {
+				time.AfterFunc(time.Second, func() { blocked.Store(true) })
+			})
+		case r.Message == "call: ICE failed, restarting":
+			blocked.Store(false)
+		}
+	}})
+	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, callerIO)
 	r := <-done
 	if cerr != nil || r.err != nil {
 		t.Fatalf("caller: %v; answerer: %v", cerr, r.err)
@@ -63,3 +80,11 @@ func TestCallICERestart(t *testing.T) {
 	}
 	t.Logf("restarts: caller %d, answerer %d; phases %+v", crep.ICERestarts, r.rep.ICERestarts, crep.Phases)
 }
+
+// logHook is a slog.Handler that passes every record to fn.
+type logHook struct{ fn func(slog.Record) }
+
+func (h logHook) Enabled(context.Context, slog.Level) bool      { return true }
+func (h logHook) Handle(_ context.Context, r slog.Record) error { h.fn(r); return nil }
+func (h logHook) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h logHook) WithGroup(string) slog.Handler                 { return h }

@@ -199,7 +199,6 @@ func TestCallCLIToCLI(t *testing.T) {
 	rec := t.TempDir()
 	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback",
 		"--verify", "--record", rec)
-	time.Sleep(300 * time.Millisecond) // bob registers
 	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback",
 		"--duration", "3s", "--verify", "--min-frames", "30", "--max-loss", "1", "--expect-path", "direct")
 	code, rep := alice.wait(t)
@@ -251,13 +250,11 @@ func TestCallToken(t *testing.T) {
 	t.Logf("offer token: %d characters", len(strings.TrimSpace(token)))
 	accept := startCall(t, "--accept", strings.TrimSpace(token), "--include-loopback", "--verify")
 	var answer string
-	deadline := time.Now().Add(15 * time.Second)
-	for answer == "" && time.Now().Before(deadline) {
-		if line, _, ok := strings.Cut(accept.stdout.String(), "\n"); ok {
-			answer = line
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 15*time.Second, "the answer token", func() bool {
+		line, _, ok := strings.Cut(accept.stdout.String(), "\n")
+		answer = line
+		return ok
+	})
 	if !strings.HasPrefix(answer, call.TokenPrefix) {
 		t.Fatalf("answer token %q; stderr %s", answer, accept.stderr.String())
 	}
@@ -292,16 +289,16 @@ func TestCallInterruptedRecorder(t *testing.T) {
 	hub := startHub(t)
 	rec := t.TempDir()
 	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback", "--record", rec)
-	time.Sleep(300 * time.Millisecond)
 	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback")
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if files, _ := filepath.Glob(filepath.Join(rec, "video-*")); len(files) > 0 {
-			break
+	// About a second of video (the clip is ~26 KB/s) before the interrupt.
+	waitUntil(t, 20*time.Second, "a second of recorded video", func() bool {
+		files, _ := filepath.Glob(filepath.Join(rec, "video-*"))
+		if len(files) == 0 {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(1500 * time.Millisecond)
+		st, err := os.Stat(files[0])
+		return err == nil && st.Size() > 30_000
+	})
 	bob.interrupt()
 	bcode, brep := bob.wait(t)
 	if bcode != 0 || brep == nil || !brep.OK || brep.EndReason != call.EndInterrupted {
@@ -336,7 +333,6 @@ func TestCallRecordDiskFull(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("umount", rec).Run() })
 	hub := startHub(t)
 	bob := startCall(t, "--hub", hub, "--as", "bob", "--answer", "--wait", "20s", "--include-loopback", "--record", rec)
-	time.Sleep(300 * time.Millisecond)
 	alice := startCall(t, "--hub", hub, "--as", "alice", "--to", "bob", "--wait", "10s", "--include-loopback", "--duration", "10s")
 	bcode, brep := bob.wait(t)
 	if bcode != 1 || !strings.Contains(bob.stderr.String(), "recording failed") {
@@ -351,4 +347,20 @@ func TestCallRecordDiskFull(t *testing.T) {
 	}
 	alice.interrupt()
 	_, _ = alice.wait(t)
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing the test after timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%s did not happen within %s", what, timeout)
+		case <-tick.C:
+		}
+	}
 }
