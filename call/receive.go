@@ -24,9 +24,13 @@ type inTrack struct {
 
 // receive starts reading a remote track: counting, verifying, recording
 // it, or echoing it back.
-func (m *mediaSet) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	s := m.s
 	s.tl.mark(PhaseFirstRTP) // OnTrack fires with the track's first packet
+	// The peer's sender reports reach the interceptors only when read; the
+	// receiver reports we send then carry LSR/DLSR, which give the peer
+	// its RTT.
+	go drainReceiverRTCP(receiver)
 	it := &inTrack{track: track, done: make(chan struct{})}
 	m.mu.Lock()
 	echo := m.echo[track.Kind()]
@@ -65,6 +69,15 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			}
 		}
 	}()
+}
+
+// drainReceiverRTCP reads a receiver's RTCP until it closes.
+func drainReceiverRTCP(r *webrtc.RTPReceiver) {
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
+		}
+	}
 }
 
 // watchKeyframe marks the first keyframe of a video track.
@@ -188,6 +201,9 @@ func (m *mediaSet) reports(stats webrtc.StatsReport, sent map[uint32]*rtpstats.S
 				r.RTTMS = ms(ri.RoundTripTime)
 				r.JitterMS = ri.Jitter * 1000
 			}
+		}
+		if rtt := t.rttNanos.Load(); rtt > 0 {
+			r.RTTMS = ms(time.Duration(rtt))
 		}
 		if secs > 0 {
 			r.BitrateBPS = float64(r.Bytes) * 8 / secs

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	rtpstats "github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/call/media"
 )
@@ -38,6 +41,8 @@ type outTrack struct {
 	sender *webrtc.RTPSender
 	stats  media.SendStats
 	err    error
+	// rttNanos is the latest round-trip time from a receiver report.
+	rttNanos atomic.Int64
 }
 
 func newMediaSet(s *session) *mediaSet { return &mediaSet{s: s} }
@@ -124,10 +129,11 @@ func (m *mediaSet) addLocal(context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: adding the %s track: %v", ErrSetup, src.Kind(), err)
 		}
+		t := &outTrack{src: src, track: track, sender: sender}
 		m.mu.Lock()
-		m.out = append(m.out, &outTrack{src: src, track: track, sender: sender})
+		m.out = append(m.out, t)
 		m.mu.Unlock()
-		go drainRTCP(sender)
+		go t.readRTCP()
 	}
 	return nil
 }
@@ -198,14 +204,52 @@ func codecOf(s *webrtc.RTPSender) string {
 	return ""
 }
 
-// drainRTCP reads a sender's RTCP so that interceptors (NACK, reports) run.
-func drainRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
+// readRTCP reads the sender's RTCP, so that interceptors (NACK, reports)
+// run, and takes the round-trip time from the peer's receiver reports.
+func (t *outTrack) readRTCP() {
 	for {
-		if _, _, err := sender.Read(buf); err != nil {
+		pkts, _, err := t.sender.ReadRTCP()
+		if err != nil {
 			return
 		}
+		now := time.Now()
+		for _, p := range pkts {
+			var reports []rtcp.ReceptionReport
+			switch r := p.(type) {
+			case *rtcp.ReceiverReport:
+				reports = r.Reports
+			case *rtcp.SenderReport:
+				reports = r.Reports
+			}
+			for _, rr := range reports {
+				if rtt, ok := rttFromReport(rr, now); ok {
+					t.rttNanos.Store(int64(rtt))
+				}
+			}
+		}
 	}
+}
+
+// rttFromReport is the round-trip time a reception report gives (RFC 3550
+// 6.4.1): now − LSR − DLSR, in the middle 32 bits of NTP time.
+func rttFromReport(rr rtcp.ReceptionReport, now time.Time) (time.Duration, bool) {
+	if rr.LastSenderReport == 0 {
+		return 0, false
+	}
+	mid := uint32(ntpTime(now) >> 16)
+	units := mid - rr.LastSenderReport - rr.Delay
+	if int32(units) < 0 {
+		return 0, false
+	}
+	return time.Duration(uint64(units) * uint64(time.Second) >> 16), true
+}
+
+// ntpTime is t as a 64-bit NTP timestamp.
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2_208_988_800 // seconds from 1900 to 1970
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
 }
 
 // startSending paces every source onto its track once connected.
