@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/rtckit/rtckit/internal/linelog"
 )
 
 // DefaultExecPath is where Debian's chromium package installs the browser
@@ -235,7 +237,7 @@ func Start(ctx context.Context, opts Options) (*Browser, error) {
 		chromedp.ExecPath(path),
 		chromedp.Env("HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 			"XDG_CACHE_HOME="+filepath.Join(home, ".cache"), "XDG_DATA_HOME="+filepath.Join(home, ".local", "share")),
-		chromedp.CombinedOutput(newLineLogger(logger.With("src", "chromium"))),
+		chromedp.CombinedOutput(linelog.New(logger.With("src", "chromium"), nil)),
 	}
 	for _, f := range flags {
 		allocOpts = append(allocOpts, chromedp.Flag(f.name, f.value))

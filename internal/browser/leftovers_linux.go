@@ -2,13 +2,14 @@ package browser
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/procutil"
 )
 
 // killLeftovers kills every process whose command line names a path under
@@ -52,38 +53,14 @@ func killAndWait(pid int, dir string, deadline time.Time) {
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return
 	}
-	for {
-		ms := int(time.Until(deadline).Milliseconds())
-		if ms <= 0 {
-			return
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		// A pidfd becomes readable when its process exits.
-		if _, err := unix.Poll(fds, ms); !errors.Is(err, unix.EINTR) {
-			return
-		}
-	}
+	procutil.WaitExit(fd, deadline)
 }
 
 // processesUsing lists the processes whose command line names a path
 // under dir.
 func processesUsing(dir string) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	self := os.Getpid()
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		if usesDir(pid, dir) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return procutil.Processes(func(pid int) bool { return pid != self && usesDir(pid, dir) })
 }
 
 func usesDir(pid int, dir string) bool {

@@ -2,7 +2,6 @@ package firefox
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/procutil"
 )
 
 // sysProcAttr starts Firefox in a process group of its own, so that its
@@ -41,7 +42,7 @@ func killGroup(p *os.Process, timeout time.Duration) error {
 		}
 		_ = unix.Kill(-pgid, unix.SIGKILL)
 		for _, fd := range fds {
-			waitExit(fd, deadline)
+			procutil.WaitExit(fd, deadline)
 			_ = unix.Close(fd)
 		}
 	}
@@ -51,44 +52,17 @@ func killGroup(p *os.Process, timeout time.Duration) error {
 	return nil
 }
 
-// waitExit waits until the process of pidfd fd exits or deadline passes.
-func waitExit(fd int, deadline time.Time) {
-	for {
-		ms := int(time.Until(deadline).Milliseconds())
-		if ms <= 0 {
-			return
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		// A pidfd becomes readable when its process exits.
-		if _, err := unix.Poll(fds, ms); !errors.Is(err, unix.EINTR) {
-			return
-		}
-	}
-}
-
 // groupMembers lists the live (not zombie) processes of process group pgid.
 func groupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	want := []byte(strconv.Itoa(pgid))
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	return procutil.Processes(func(pid int) bool {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
+			return false
 		}
 		// After the parenthesised command name: state ppid pgrp ...
 		i := bytes.LastIndexByte(stat, ')')
 		f := bytes.Fields(stat[i+1:])
-		if len(f) > 2 && string(f[0]) != "Z" && bytes.Equal(f[2], want) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+		return len(f) > 2 && string(f[0]) != "Z" && bytes.Equal(f[2], want)
+	})
 }
