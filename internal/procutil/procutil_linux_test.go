@@ -1,6 +1,7 @@
 package procutil
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/testenv"
 )
 
 func TestProcesses(t *testing.T) {
@@ -23,13 +26,13 @@ func TestProcesses(t *testing.T) {
 func TestWaitExit(t *testing.T) {
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
-		t.Skipf("no sleep binary: %v", err)
+		t.Fatalf("starting sleep: %v", err)
 	}
 	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Skipf("no pidfd: %v", err)
+		testenv.Require(t, fmt.Errorf("pidfd_open: %w", err))
 	}
 	defer unix.Close(fd)
 	done := make(chan struct{})
