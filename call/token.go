@@ -84,7 +84,10 @@ func DecodeToken(token string) (webrtc.SessionDescription, error) {
 	default:
 		return d, fmt.Errorf("%w: unknown kind %q", ErrBadToken, data[0])
 	}
-	d.SDP = string(data[1:])
+	// What is checked is what a peer gets and what EncodeToken packs
+	// again: the SDP in its minimal form (for the tokens EncodeToken
+	// makes, the SDP as it is).
+	d.SDP = minimizeSDP(string(data[1:]))
 	if _, err := d.Unmarshal(); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("%w: invalid SDP inside: %v", ErrBadToken, err)
 	}
