@@ -2,7 +2,6 @@ package call
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -13,16 +12,12 @@ import (
 func newTestSession(t *testing.T, polite bool) *session {
 	t.Helper()
 	_, b := newPipe(true)
-	opts := loopbackOptions()
-	s := &session{opts: opts, setup: Setup{Polite: polite}, sig: b, tl: newTimeline(time.Now()),
-		negotiationNeeded: make(chan struct{}, 1), iceStates: make(chan webrtc.ICEConnectionState, 16),
-		connStates: make(chan webrtc.PeerConnectionState, 16), ended: make(chan endEvent, 4),
-		connected: make(chan struct{}), ctx: t.Context(), log: slog.New(slog.DiscardHandler)}
-	if err := s.newPeerConnection(); err != nil {
+	s := newSession(loopbackOptions(), IO{}, true)
+	s.setup, s.sig, s.ctx = Setup{Polite: polite}, b, t.Context()
+	if err := s.newPeerConnection(nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.pc.Close() })
-	s.media, s.data = newMediaSet(s), newDataSet(s)
 	return s
 }
 

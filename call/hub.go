@@ -58,7 +58,7 @@ func CallOnHub(ctx context.Context, c *hubclient.Client, peer string, wait time.
 	}
 	s := newHubSignaler(c, peer)
 	go s.pump(early)
-	return s, Setup{Mode: "hub", Self: self, Peer: peer, Caller: true, Polite: self < peer, ICEServers: hubICEServers(c)}, nil
+	return s, Setup{Mode: "hub", Self: self, Peer: peer, Caller: true, Polite: self < peer, ICEServers: HubICEServers(c)}, nil
 }
 
 // AnswerOnHub waits up to wait (zero: until ctx ends) for a video-offer to
@@ -93,7 +93,7 @@ func AnswerOnHub(ctx context.Context, c *hubclient.Client, from []string, wait t
 			}
 			s := newHubSignaler(c, m.Name)
 			go s.pump([]signal.Message{m})
-			return s, Setup{Mode: "hub", Self: self, Peer: m.Name, Polite: self < m.Name, ICEServers: hubICEServers(c)}, nil
+			return s, Setup{Mode: "hub", Self: self, Peer: m.Name, Polite: self < m.Name, ICEServers: HubICEServers(c)}, nil
 		}
 	}
 }
@@ -110,7 +110,8 @@ func userList(users []string, self string) string {
 	return fmt.Sprint(others)
 }
 
-func hubICEServers(c *hubclient.Client) []webrtc.ICEServer {
+// HubICEServers returns the ICE servers the hub announced to c.
+func HubICEServers(c *hubclient.Client) []webrtc.ICEServer {
 	var out []webrtc.ICEServer
 	for _, s := range c.ICEServers() {
 		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})

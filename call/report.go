@@ -167,6 +167,14 @@ func (t *timeline) mark(phase string) bool {
 	return true
 }
 
+// setStart moves the time the phases are measured from; it is called
+// before any phase is recorded.
+func (t *timeline) setStart(start time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.start = start
+}
+
 // get returns when phase happened.
 func (t *timeline) get(phase string) (time.Duration, bool) {
 	t.mu.Lock()

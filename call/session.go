@@ -56,6 +56,9 @@ type session struct {
 	log   *slog.Logger
 	tl    *timeline
 	pc    *webrtc.PeerConnection
+	// trickle is whether candidates travel on their own (a hub) rather
+	// than inside the descriptions (tokens).
+	trickle bool
 	// ctx ends when the call ends.
 	ctx context.Context
 
@@ -99,12 +102,66 @@ func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO)
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	start := setup.Start
-	if start.IsZero() {
-		start = time.Now()
+	s := newSession(opts, stdio, sig.Trickle())
+	if err := s.newPeerConnection(setup.ICEServers); err != nil {
+		s.setup, s.sig = setup, sig
+		sig.Close()
+		return s.report(EndFailed, err), err
 	}
+	return s.run(ctx, setup, sig)
+}
+
+// Prepared is the peer connection of a call made before the call: an
+// answerer waiting on a hub makes it while it waits, so that its
+// certificate, ICE agent and host candidates are ready when an offer
+// arrives instead of being made after it.
+type Prepared struct {
+	s    *session
+	once sync.Once
+}
+
+// Prepare makes the peer connection of a call that will signal with
+// trickle ICE (a hub), with iceServers besides those of opts (the hub's).
+// Its ICE candidates are gathered at once. The call starts with Run or is
+// released with Close.
+func Prepare(opts Options, iceServers []webrtc.ICEServer, stdio IO) (*Prepared, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	s := newSession(opts, stdio, true)
+	if err := s.newPeerConnection(iceServers); err != nil {
+		return nil, err
+	}
+	return &Prepared{s: s}, nil
+}
+
+// Run holds the prepared call through sig, a trickle signaler, until it
+// ends, like the package's Run; setup.ICEServers is not used (the
+// connection has its servers). A Prepared runs once.
+func (p *Prepared) Run(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+	first := false
+	p.once.Do(func() { first = true })
+	if !first || !sig.Trickle() {
+		sig.Close()
+		return nil, fmt.Errorf("%w: a prepared call runs once, with trickle signaling", ErrUsage)
+	}
+	return p.s.run(ctx, setup, sig)
+}
+
+// Close releases a prepared call that did not run.
+func (p *Prepared) Close() error {
+	closed := false
+	p.once.Do(func() { closed = true })
+	if !closed {
+		return nil
+	}
+	return p.s.pc.Close()
+}
+
+// newSession makes a session without its peer connection.
+func newSession(opts Options, stdio IO, trickle bool) *session {
 	s := &session{
-		opts: opts, setup: setup, sig: sig, io: stdio, log: stdio.Logger, tl: newTimeline(start),
+		opts: opts, io: stdio, log: stdio.Logger, trickle: trickle, tl: newTimeline(time.Now()),
 		negotiationNeeded: make(chan struct{}, 1),
 		iceStates:         make(chan webrtc.ICEConnectionState, 16),
 		connStates:        make(chan webrtc.PeerConnectionState, 16),
@@ -114,18 +171,25 @@ func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.media = newMediaSet(s)
+	s.data = newDataSet(s)
+	return s
+}
+
+// run holds the call of a session whose peer connection is made.
+func (s *session) run(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+	s.setup, s.sig = setup, sig
+	if !setup.Start.IsZero() {
+		s.tl.setStart(setup.Start)
+	}
 	if !setup.SignalingAt.IsZero() {
-		s.tl.at[PhaseSignaling] = setup.SignalingAt.Sub(start)
+		s.tl.markAt(PhaseSignaling, setup.SignalingAt)
 	}
 	defer sig.Close()
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.ctx = callCtx
-	if err := s.newPeerConnection(); err != nil {
-		return s.report(EndFailed, err), err
-	}
-	s.media = newMediaSet(s)
-	s.data = newDataSet(s)
+	s.pc.OnICECandidate(s.localCandidate)
 	if err := s.prepare(callCtx); err != nil {
 		_ = s.pc.Close()
 		return s.report(EndFailed, err), err
@@ -135,13 +199,17 @@ func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO)
 	return s.finish(reason, err, cancel)
 }
 
-// newPeerConnection makes the PeerConnection and hooks its callbacks.
-func (s *session) newPeerConnection() error {
+// newPeerConnection makes the PeerConnection, with iceServers besides the
+// options' own, and hooks its callbacks. With trickle signaling its ICE
+// candidates are gathered as soon as it exists (a candidate pool of one).
+func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	cfg := s.io.API
 	cfg.ICE = s.opts.ICE
 	cfg.Logger = s.log
 	cfg.NoRelayWait = s.opts.ICE.Policy == peer.PolicyRelay
-	cfg.CompactCodecs = !s.sig.Trickle() // tokens carry the whole SDP
+	// One codec per format: shorter descriptions, and pion matches the
+	// peer's codecs several milliseconds faster than with its full list.
+	cfg.CompactCodecs = true
 	cfg.OnStats = func(g stats.Getter) {
 		s.statsMu.Lock()
 		s.rtp = g
@@ -156,7 +224,10 @@ func (s *session) newPeerConnection() error {
 		return err
 	}
 	pcfg := s.opts.ICE.Configuration(servers)
-	pcfg.ICEServers = append(pcfg.ICEServers, s.setup.ICEServers...)
+	pcfg.ICEServers = append(pcfg.ICEServers, iceServers...)
+	if s.trickle {
+		pcfg.ICECandidatePoolSize = 1
+	}
 	pc, err := api.NewPeerConnection(pcfg)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSetup, err)
@@ -168,23 +239,25 @@ func (s *session) newPeerConnection() error {
 		default:
 		}
 	})
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c == nil {
-			return
-		}
-		s.tl.mark(PhaseLocalCandidate)
-		if s.sig.Trickle() {
-			init := c.ToJSON()
-			if err := s.sig.Send(context.Background(), Signal{Candidate: &init}); err != nil {
-				s.log.Debug("call: sending a candidate", "err", err)
-			}
-		}
-	})
 	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { s.iceStates <- st })
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { s.connStates <- st })
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.media.receive(t, r) })
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.data.incoming(dc) })
 	return nil
+}
+
+// localCandidate marks and, with trickle signaling, sends a local candidate.
+func (s *session) localCandidate(c *webrtc.ICECandidate) {
+	if c == nil {
+		return
+	}
+	s.tl.mark(PhaseLocalCandidate)
+	if s.trickle {
+		init := c.ToJSON()
+		if err := s.sig.Send(context.Background(), Signal{Candidate: &init}); err != nil {
+			s.log.Debug("call: sending a candidate", "err", err)
+		}
+	}
 }
 
 // prepare adds what the caller offers: media and data channels.

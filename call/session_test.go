@@ -3,6 +3,7 @@ package call
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -148,5 +150,51 @@ func TestCallEcho(t *testing.T) {
 	}
 	if len(arep.Tracks) == 0 {
 		t.Errorf("answerer report has no tracks")
+	}
+}
+
+// TestPreparedAnswerer: an answerer whose peer connection was made before
+// the offer (as on a hub) has its candidates gathered before the offer and
+// completes the call, and a Prepared runs once.
+func TestPreparedAnswerer(t *testing.T) {
+	answerer := loopbackOptions()
+	answerer.Verify = true
+	prep, err := Prepare(answerer, nil, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = prep.Close() }()
+	select {
+	case <-webrtc.GatheringCompletePromise(prep.s.pc):
+	case <-time.After(10 * time.Second):
+		t.Fatalf("gathering state %s before the offer, want complete", prep.s.pc.ICEGatheringState())
+	}
+	a, b := newPipe(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := prep.Run(ctx, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b)
+		done <- result{rep, err}
+	}()
+	caller := loopbackOptions()
+	caller.Duration = time.Second
+	caller.Verify = true
+	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, IO{})
+	r := <-done
+	if cerr != nil || r.err != nil {
+		t.Fatalf("caller %v, answerer %v", cerr, r.err)
+	}
+	for _, rep := range []*Report{crep, r.rep} {
+		if !rep.OK || len(rep.Tracks) == 0 {
+			t.Errorf("%s report: ok %v, %d tracks, error %q", rep.Role, rep.OK, len(rep.Tracks), rep.Error)
+		}
+	}
+	if _, err := prep.Run(ctx, Setup{}, b); !errors.Is(err, ErrUsage) {
+		t.Errorf("second Run: %v, want ErrUsage", err)
 	}
 }

@@ -196,8 +196,9 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		stdio.Status = g.streams.ErrOut
 	}
 	var (
-		sig   call.Signaler
-		setup call.Setup
+		sig      call.Signaler
+		setup    call.Setup
+		prepared *call.Prepared
 	)
 	switch {
 	case opts.Offer:
@@ -234,6 +235,13 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		}
 		var hs *call.HubSignaler
 		if opts.Answer {
+			// The peer connection is made while waiting, so that the
+			// answer does not wait for it.
+			prepared, err = call.Prepare(opts.Call, call.HubICEServers(client), stdio)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = prepared.Close() }()
 			fmt.Fprintf(g.streams.ErrOut, "rtckit: registered as %q on %s; waiting for a call\n", name, opts.Hub)
 			hs, setup, err = call.AnswerOnHub(ctx, client, opts.From, opts.Wait)
 		} else {
@@ -251,7 +259,13 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		setup.SignalingAt = signalingAt
 	}
 	setup.Start = start
-	rep, err := call.Run(ctx, opts.Call, setup, sig, stdio)
+	var rep *call.Report
+	var err error
+	if prepared != nil {
+		rep, err = prepared.Run(ctx, setup, sig)
+	} else {
+		rep, err = call.Run(ctx, opts.Call, setup, sig, stdio)
+	}
 	if rep != nil {
 		if werr := writeCallReport(g.streams.Out, g.JSON, rep); werr != nil && err == nil {
 			err = werr
