@@ -25,6 +25,7 @@ const benchFileSize = 32 << 20
 //     window (1 MiB, resume at 256 KiB).
 //   - default: Send's defaults (4 MiB, resume at 1 MiB).
 //   - tuned: Send's defaults and 4 MiB UDP socket buffers.
+//   - batched: tuned, with datagrams moved in batches (recvmmsg/sendmmsg).
 func BenchmarkTransfer(b *testing.B) {
 	cases := []struct {
 		name string
@@ -34,6 +35,9 @@ func BenchmarkTransfer(b *testing.B) {
 		{"page-window", peer.APIConfig{}, SendOptions{HighWater: 1 << 20, LowWater: 256 << 10}},
 		{"default", peer.APIConfig{}, SendOptions{}},
 		{"tuned", peer.APIConfig{UDPSocketBuffer: 4 << 20}, SendOptions{}},
+		{"batched", peer.APIConfig{UDPSocketBuffer: 4 << 20, BatchUDP: true}, SendOptions{}},
+		{"batched-window", peer.APIConfig{UDPSocketBuffer: 4 << 20, BatchUDP: true, SCTPReceiveBuffer: 8 << 20}, SendOptions{HighWater: 16 << 20, LowWater: 4 << 20}},
+		{"window", peer.APIConfig{UDPSocketBuffer: 4 << 20, SCTPReceiveBuffer: 8 << 20}, SendOptions{HighWater: 16 << 20, LowWater: 4 << 20}},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) { benchTransfer(b, bc.cfg, bc.opts) })
