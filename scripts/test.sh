@@ -21,6 +21,7 @@ set -euo pipefail
 APT_PACKAGES="gcc libc6-dev pkg-config coturn iproute2 iptables nftables conntrack chromium firefox-esr ffmpeg libvpx-dev libopus-dev"
 
 FUZZTIME="${FUZZTIME:-5s}"
+FUZZ_ATTEMPTS=3
 GO_TEST_TIMEOUT="30m"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -133,18 +134,24 @@ else
 	for target in "${targets[@]}"; do
 		read -r dir name <<<"$target"
 		corpus="./$dir/testdata/fuzz/$name"
-		before=$(count_files "$corpus")
-		if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null; then
-			# A failing input is always written to the corpus directory. A
-			# failure without one is the fuzzing engine itself timing out
-			# while it stops its workers ("context deadline exceeded"); run
-			# that target once more, and fail for good if it fails again.
+		# A failing input is always written to the corpus directory, and
+		# fails the run at once. A failure without one is the fuzzing
+		# engine itself missing its own deadline while it stops its
+		# workers ("context deadline exceeded", seen with Go 1.26); such a
+		# run is repeated, up to FUZZ_ATTEMPTS times in all. Minimizing a
+		# new input is capped so that fuzzing, not shrinking, fills the
+		# time.
+		attempt=1
+		while true; do
+			before=$(count_files "$corpus")
+			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 2s "./$dir" </dev/null && break
 			after=$(count_files "$corpus")
 			((after > before)) && die "fuzzing $name in ./$dir failed; the failing input is under $corpus"
-			say "fuzzing $name stopped without a failing input; running it again"
-			go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "./$dir" </dev/null ||
-				die "fuzzing $name in ./$dir failed twice; any failing input is under $corpus"
-		fi
+			((attempt < FUZZ_ATTEMPTS)) ||
+				die "fuzzing $name in ./$dir failed $attempt times without a failing input"
+			say "fuzzing $name stopped without a failing input (attempt $attempt); running it again"
+			attempt=$((attempt + 1))
+		done
 	done
 fi
 
