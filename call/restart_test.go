@@ -29,18 +29,6 @@ func TestCallICERestart(t *testing.T) {
 	opts := Options{ICE: peer.ICEConfig{Networks: []string{"udp4"}}, Verify: true}
 	caller := opts
 	caller.Duration = 6 * time.Second
-	a, b := newPipe(true)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	type result struct {
-		rep *Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rep, err := Run(ctx, opts, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b, api(bobNet))
-		done <- result{rep, err}
-	}()
 	// The network is cut once the caller is connected, and restored when
 	// it starts the ICE restart, as its log says.
 	var connectedOnce sync.Once
@@ -62,13 +50,14 @@ func TestCallICERestart(t *testing.T) {
 			blocked.Store(false)
 		}
 	}})
-	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, callerIO)
-	r := <-done
-	if cerr != nil || r.err != nil {
-		t.Fatalf("caller: %v; answerer: %v", cerr, r.err)
+	crep, arep, cerr, aerr := runPairWith(t, caller, callerIO, func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+		return Run(ctx, opts, setup, sig, api(bobNet))
+	})
+	if cerr != nil || aerr != nil {
+		t.Fatalf("caller: %v; answerer: %v", cerr, aerr)
 	}
-	if crep.ICERestarts+r.rep.ICERestarts == 0 {
-		t.Errorf("no ICE restart: caller %d, answerer %d", crep.ICERestarts, r.rep.ICERestarts)
+	if crep.ICERestarts+arep.ICERestarts == 0 {
+		t.Errorf("no ICE restart: caller %d, answerer %d", crep.ICERestarts, arep.ICERestarts)
 	}
 	if crep.EndReason != EndDuration {
 		t.Errorf("caller ended %q, want %q", crep.EndReason, EndDuration)
@@ -78,7 +67,7 @@ func TestCallICERestart(t *testing.T) {
 			t.Errorf("caller received %+v", tr)
 		}
 	}
-	t.Logf("restarts: caller %d, answerer %d; phases %+v", crep.ICERestarts, r.rep.ICERestarts, crep.Phases)
+	t.Logf("restarts: caller %d, answerer %d; phases %+v", crep.ICERestarts, arep.ICERestarts, crep.Phases)
 }
 
 // logHook is a slog.Handler that passes every record to fn.

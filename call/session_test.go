@@ -20,6 +20,18 @@ import (
 // returns both reports.
 func runPair(t *testing.T, caller, answerer Options) (*Report, *Report, error, error) {
 	t.Helper()
+	return runPairWith(t, caller, IO{}, func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+		return Run(ctx, answerer, setup, sig, IO{})
+	})
+}
+
+// answerFunc runs the answering side of a test call (bob) on sig.
+type answerFunc func(ctx context.Context, setup Setup, sig Signaler) (*Report, error)
+
+// runPairWith runs the caller (alice) with callerIO against answer (bob),
+// connected by a trickle pipe, and returns both reports.
+func runPairWith(t *testing.T, caller Options, callerIO IO, answer answerFunc) (*Report, *Report, error, error) {
+	t.Helper()
 	a, b := newPipe(true)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -29,10 +41,10 @@ func runPair(t *testing.T, caller, answerer Options) (*Report, *Report, error, e
 	}
 	done := make(chan result, 1)
 	go func() {
-		rep, err := Run(ctx, answerer, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b, IO{})
+		rep, err := answer(ctx, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b)
 		done <- result{rep, err}
 	}()
-	rep, err := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, IO{})
+	rep, err := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, callerIO)
 	r := <-done
 	return rep, r.rep, err, r.err
 }
@@ -169,32 +181,22 @@ func TestPreparedAnswerer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("gathering state %s before the offer, want complete", prep.s.pc.ICEGatheringState())
 	}
-	a, b := newPipe(true)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	type result struct {
-		rep *Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rep, err := prep.Run(ctx, Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b)
-		done <- result{rep, err}
-	}()
 	caller := loopbackOptions()
 	caller.Duration = time.Second
 	caller.Verify = true
-	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, IO{})
-	r := <-done
-	if cerr != nil || r.err != nil {
-		t.Fatalf("caller %v, answerer %v", cerr, r.err)
+	crep, arep, cerr, aerr := runPairWith(t, caller, IO{}, func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+		return prep.Run(ctx, setup, sig)
+	})
+	if cerr != nil || aerr != nil {
+		t.Fatalf("caller %v, answerer %v", cerr, aerr)
 	}
-	for _, rep := range []*Report{crep, r.rep} {
+	for _, rep := range []*Report{crep, arep} {
 		if !rep.OK || len(rep.Tracks) == 0 {
 			t.Errorf("%s report: ok %v, %d tracks, error %q", rep.Role, rep.OK, len(rep.Tracks), rep.Error)
 		}
 	}
-	if _, err := prep.Run(ctx, Setup{}, b); !errors.Is(err, ErrUsage) {
+	_, b := newPipe(true)
+	if _, err := prep.Run(t.Context(), Setup{}, b); !errors.Is(err, ErrUsage) {
 		t.Errorf("second Run: %v, want ErrUsage", err)
 	}
 }
