@@ -79,13 +79,13 @@ bench idle --pairs 0 --idle "$idle" --duration 5s --source-ip 127.0.0.2-127.0.0.
 bench max --pairs "$pairs" --rate 0 --duration "$duration"
 bench rate --pairs "$pairs" --rate "$rate" --duration "$duration"
 
-echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | lost | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | generator % of its core | lost | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 row() {
 	jq -r --arg name "$2" '
 		def ms: if . == null then "–" else (. / 1e6 * 100 | round / 100 | tostring) end;
 		def r(n): (. * n | round) / n;
-		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
+		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(if .generator then (.generator.core_share * 100 | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
 		"$out/$1.json"
 }
 row idle "(a) $idle idle connections"

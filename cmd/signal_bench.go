@@ -242,6 +242,10 @@ func signalBenchText(r SignalBenchReport) string {
 	} else {
 		row("hub usage", "not measured (--hub-pid)")
 	}
+	if g := r.Generator; g != nil {
+		row("generator CPU", "%s, %.2f µs per message, %.0f%% of a core",
+			g.CPU.Round(10*time.Millisecond), float64(g.CPUPerMessage)/float64(time.Microsecond), 100*g.CoreShare)
+	}
 	e := r.Errors
 	if e.Dial == 0 && e.Send == 0 && e.Disconnects == 0 && len(e.Server) == 0 {
 		row("errors", "none")

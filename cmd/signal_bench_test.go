@@ -112,6 +112,9 @@ func TestSignalBenchRun(t *testing.T) {
 	if rep.Sent == 0 || rep.Delivered != rep.Sent || rep.Latency == nil || rep.Latency.P99 <= 0 {
 		t.Errorf("sent %d, delivered %d, latency %+v", rep.Sent, rep.Delivered, rep.Latency)
 	}
+	if g := rep.Generator; g == nil || g.CPU <= 0 || g.CPUPerMessage <= 0 || g.CoreShare <= 0 {
+		t.Errorf("generator usage %+v, want its CPU measured", rep.Generator)
+	}
 }
 
 func TestSignalBenchText(t *testing.T) {
@@ -122,6 +125,7 @@ func TestSignalBenchText(t *testing.T) {
 			P99: 2880 * time.Microsecond, Max: 12 * time.Millisecond},
 		Hub: &loadgen.HubUsage{PID: 7, RSSBefore: 10 << 20, RSSAfter: 11 << 20, BytesPerConnection: 5242.88,
 			CPU: 5 * time.Second, CPUPerMessage: 11111, MessagesPerCPUSecond: 89998},
+		Generator: &loadgen.GeneratorUsage{CPU: 9900 * time.Millisecond, CPUPerMessage: 22000, CoreShare: 0.99},
 		Errors: loadgen.Errors{Server: map[string]int64{"rate-limited": 2, "queue-full": 1}},
 	}}
 	want := `signal bench ws://127.0.0.1:8080/ws: 100 pairs, target 45000 msg/s, 512-byte offers, 0 idle, 10s
@@ -131,6 +135,7 @@ func TestSignalBenchText(t *testing.T) {
   latency              p50 0.63 ms  p90 1.00 ms  p99 2.88 ms  max 12.00 ms
   hub memory           5.12 KiB per connection (RSS 10.0 → 11.0 MiB)
   hub CPU              5s, 11.11 µs per message, 89998 messages per CPU-second
+  generator CPU        9.9s, 22.00 µs per message, 99% of a core
   errors               0 dial, 0 send, 0 disconnects, queue-full 1, rate-limited 2
 `
 	if got := signalBenchText(rep); got != want {

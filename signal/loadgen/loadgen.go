@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +120,10 @@ type Result struct {
 	Latency *Latency `json:"latency,omitempty"`
 	// Hub is nil when the hub's process was not measured.
 	Hub *HubUsage `json:"hub,omitempty"`
+	// Generator is this process's own CPU use while it sent: when its
+	// share of a core nears 1, the generator, not the hub, limits the
+	// rate and adds to the latency.
+	Generator *GeneratorUsage `json:"generator,omitempty"`
 	// Errors are the failures seen; they are data, not a failed run.
 	Errors Errors `json:"errors"`
 }
@@ -241,9 +246,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.HubPID != 0 {
 		cpuStart, _ = readProc(opts.ProcRoot, opts.HubPID) // read just before; a failure shows as zero CPU
 	}
+	self, selfErr := readProc(opts.ProcRoot, os.Getpid())
 	start := time.Now()
 	r.send(ctx, pairs)
 	elapsed := time.Since(start)
+	selfEnd, selfEndErr := readProc(opts.ProcRoot, os.Getpid())
 	r.drain(ctx, pairs)
 
 	res := &Result{
@@ -281,6 +288,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	r.mu.Unlock()
 	if res.Hub != nil {
 		res.Hub.finish(res.Connections, res.Delivered)
+	}
+	if selfErr == nil && selfEndErr == nil && len(pairs) > 0 {
+		res.Generator = generatorUsage(self, selfEnd, elapsed, res.Delivered)
 	}
 	return res, nil
 }
@@ -328,6 +338,29 @@ func (o *Options) normalize() error {
 // before sending and at the end.
 func hubUsage(pid int, before, start, after procSample) *HubUsage {
 	return &HubUsage{PID: pid, RSSBefore: before.RSS, RSSAfter: after.RSS, CPU: after.CPU - start.CPU}
+}
+
+// GeneratorUsage is the load generator's CPU time while sending.
+type GeneratorUsage struct {
+	// CPU is the generator's user and system time while it sent.
+	CPU time.Duration `json:"cpu_ns"`
+	// CPUPerMessage is CPU per delivered message (sending and receiving it).
+	CPUPerMessage time.Duration `json:"cpu_per_message_ns"`
+	// CoreShare is CPU divided by the sending time: 1 is one core busy.
+	CoreShare float64 `json:"core_share"`
+}
+
+// generatorUsage derives the generator's figures from two samples of its
+// own process, taken around the sending.
+func generatorUsage(start, end procSample, elapsed time.Duration, delivered int64) *GeneratorUsage {
+	g := &GeneratorUsage{CPU: end.CPU - start.CPU}
+	if delivered > 0 {
+		g.CPUPerMessage = g.CPU / time.Duration(delivered)
+	}
+	if elapsed > 0 {
+		g.CoreShare = g.CPU.Seconds() / elapsed.Seconds()
+	}
+	return g
 }
 
 // finish derives the per-connection and per-message figures.

@@ -174,3 +174,13 @@ func TestProc(t *testing.T) {
 		t.Error("parseVmRSS without VmRSS succeeded")
 	}
 }
+
+func TestGeneratorUsage(t *testing.T) {
+	g := generatorUsage(procSample{CPU: time.Second}, procSample{CPU: 6 * time.Second}, 10*time.Second, 250000)
+	if g.CPU != 5*time.Second || g.CPUPerMessage != 20*time.Microsecond || g.CoreShare != 0.5 {
+		t.Errorf("usage %+v, want 5 s, 20 µs per message, half a core", g)
+	}
+	if g := generatorUsage(procSample{}, procSample{CPU: time.Second}, 0, 0); g.CPUPerMessage != 0 || g.CoreShare != 0 {
+		t.Errorf("usage without messages or time %+v, want zeros", g)
+	}
+}
