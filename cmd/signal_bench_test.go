@@ -126,7 +126,7 @@ func TestSignalBenchText(t *testing.T) {
 		Hub: &loadgen.HubUsage{PID: 7, RSSBefore: 10 << 20, RSSAfter: 11 << 20, BytesPerConnection: 5242.88,
 			CPU: 5 * time.Second, CPUPerMessage: 11111, MessagesPerCPUSecond: 89998},
 		Generator: &loadgen.GeneratorUsage{CPU: 9900 * time.Millisecond, CPUPerMessage: 22000, CoreShare: 0.99},
-		Errors: loadgen.Errors{Server: map[string]int64{"rate-limited": 2, "queue-full": 1}},
+		Errors:    loadgen.Errors{Server: map[string]int64{"rate-limited": 2, "queue-full": 1}},
 	}}
 	want := `signal bench ws://127.0.0.1:8080/ws: 100 pairs, target 45000 msg/s, 512-byte offers, 0 idle, 10s
   connections held     200
