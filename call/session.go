@@ -212,8 +212,9 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	cfg.ICE = s.opts.ICE
 	cfg.Logger = s.log
 	cfg.NoRelayWait = s.opts.ICE.Policy == peer.PolicyRelay
-	// One codec per format: shorter descriptions, and pion matches the
-	// peer's codecs several milliseconds faster than with its full list.
+	// One codec per format: shorter descriptions, and pion applies an
+	// offer in about a quarter of the time it takes with its full list
+	// (BenchmarkAnswer in peer).
 	cfg.CompactCodecs = true
 	if cfg.Net == nil {
 		// Bulk data (file transfers) overflows the kernel's default UDP
