@@ -28,27 +28,36 @@ func (f SlogLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
 
 type slogLeveled struct{ l *slog.Logger }
 
+// pion's levels as slog levels (shifted down one step, see SlogLoggerFactory).
+const (
+	pionTrace = slog.LevelDebug - 4
+	pionDebug = slog.LevelDebug - 2
+	pionInfo  = slog.LevelDebug
+	pionWarn  = slog.LevelInfo
+	pionError = slog.LevelInfo
+)
+
 func (s slogLeveled) log(level slog.Level, msg string) {
 	s.l.Log(context.Background(), level, msg)
 }
 
-func (s slogLeveled) Trace(msg string) { s.log(slog.LevelDebug-4, msg) }
-func (s slogLeveled) Tracef(format string, args ...any) {
-	s.log(slog.LevelDebug-4, fmt.Sprintf(format, args...))
+// logf formats and logs only when level is enabled: pion's SCTP, DTLS and
+// ICE code calls Tracef and Debugf for every packet, and formatting those
+// (with their String methods) cost a few percent of a bulk transfer's CPU
+// and its garbage.
+func (s slogLeveled) logf(level slog.Level, format string, args []any) {
+	if s.l.Enabled(context.Background(), level) {
+		s.log(level, fmt.Sprintf(format, args...))
+	}
 }
-func (s slogLeveled) Debug(msg string) { s.log(slog.LevelDebug-2, msg) }
-func (s slogLeveled) Debugf(format string, args ...any) {
-	s.log(slog.LevelDebug-2, fmt.Sprintf(format, args...))
-}
-func (s slogLeveled) Info(msg string) { s.log(slog.LevelDebug, msg) }
-func (s slogLeveled) Infof(format string, args ...any) {
-	s.log(slog.LevelDebug, fmt.Sprintf(format, args...))
-}
-func (s slogLeveled) Warn(msg string) { s.log(slog.LevelInfo, msg) }
-func (s slogLeveled) Warnf(format string, args ...any) {
-	s.log(slog.LevelInfo, fmt.Sprintf(format, args...))
-}
-func (s slogLeveled) Error(msg string) { s.log(slog.LevelInfo, msg) }
-func (s slogLeveled) Errorf(format string, args ...any) {
-	s.log(slog.LevelInfo, fmt.Sprintf(format, args...))
-}
+
+func (s slogLeveled) Trace(msg string)                  { s.log(pionTrace, msg) }
+func (s slogLeveled) Tracef(format string, args ...any) { s.logf(pionTrace, format, args) }
+func (s slogLeveled) Debug(msg string)                  { s.log(pionDebug, msg) }
+func (s slogLeveled) Debugf(format string, args ...any) { s.logf(pionDebug, format, args) }
+func (s slogLeveled) Info(msg string)                   { s.log(pionInfo, msg) }
+func (s slogLeveled) Infof(format string, args ...any)  { s.logf(pionInfo, format, args) }
+func (s slogLeveled) Warn(msg string)                   { s.log(pionWarn, msg) }
+func (s slogLeveled) Warnf(format string, args ...any)  { s.logf(pionWarn, format, args) }
+func (s slogLeveled) Error(msg string)                  { s.log(pionError, msg) }
+func (s slogLeveled) Errorf(format string, args ...any) { s.logf(pionError, format, args) }
