@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v5"
@@ -25,6 +27,14 @@ const (
 	// batchSlot is the capacity of a pooled write buffer: a full SCTP
 	// packet in DTLS, an RTP packet in SRTP or a STUN message fits.
 	batchSlot = 1500
+	// groBatchSize and groReadBuffer replace batchSize and batchReadBuffer
+	// for reads when the kernel coalesces datagrams (UDP GRO): fewer,
+	// larger buffers, each holding up to a whole coalesced datagram.
+	groBatchSize  = 8
+	groReadBuffer = 65535
+	// gsoMaxSegments and gsoMaxBytes bound one segmented send (UDP GSO).
+	gsoMaxSegments = 64
+	gsoMaxBytes    = 60000
 )
 
 // errBatchClosed is returned by writes after Close.
@@ -43,26 +53,37 @@ type batchIO interface {
 // of one per 1.2 KB SCTP packet:
 //
 //   - reads take every datagram waiting in the socket, up to batchSize,
-//     with one recvmmsg, and hand them out one per ReadFromAddrPort;
+//     with one recvmmsg; where the kernel coalesces a flow's datagrams
+//     (UDP GRO, Linux) one message may hold many, split again here by the
+//     segment size the kernel reports. ReadFromAddrPort hands them out one
+//     at a time;
 //   - writes copy the datagram into a queue and return; a flusher
-//     goroutine sends everything queued with one sendmmsg per batch. A
-//     lone datagram leaves at once (the flusher is woken for it), so
-//     latency grows only by a goroutine wake-up; datagrams written while
-//     the flusher is busy share its next call.
+//     goroutine, woken by the first one, yields twice to let a burst
+//     gather, then sends everything queued with one sendmmsg per batch,
+//     runs of equal datagrams to one address as one buffer the kernel
+//     segments (UDP GSO, Linux; switched off for good the first time the
+//     path refuses it). A lone datagram waits only for the flusher's
+//     wake-up.
 //
 // ICE uses it through AddrPortReaderWriter; it has one reader (the ICE
 // candidate's read loop) and any number of writers. Write errors of queued
 // datagrams are not reported (as for a datagram lost in the network); the
-// first one is returned by later writes.
+// first one is returned by later writes. A peer without GRO receives the
+// segments of a GSO send as the separate datagrams they are.
 type batchConn struct {
 	*net.UDPConn
 	io batchIO
 
-	// Read side, used by the single reader.
+	// Read side, used by the single reader. With GRO a message may hold
+	// several datagrams of rseg bytes (the last may be shorter); roff is
+	// the next one's offset in message rnext.
 	rmu   sync.Mutex
+	gro   bool
 	rmsgs []ipv4.Message
 	rnext int
 	rn    int
+	roff  int
+	rseg  int
 
 	// Write side.
 	wmu      sync.Mutex
@@ -74,11 +95,22 @@ type batchConn struct {
 	flushed  chan struct{} // closed when the flusher has ended
 	addrs    map[netip.AddrPort]*net.UDPAddr
 	freeBufs [][]byte
+	// gso is whether runs of equal datagrams to one address are sent as
+	// one segmented buffer (UDP GSO); it is switched off for good the
+	// first time the kernel refuses.
+	gso bool
+	// gsoCmsg caches the UDP_SEGMENT control message per segment size.
+	gsoCmsg map[int][]byte
+
+	// Counts of segmented sends and coalesced reads, for tests.
+	gsoSends, groReads atomic.Uint64
 }
 
 // newBatchConn wraps c; network is the one c was opened on.
 func newBatchConn(c *net.UDPConn, network string) *batchConn {
-	b := &batchConn{UDPConn: c, wake: make(chan struct{}, 1), flushed: make(chan struct{}), addrs: map[netip.AddrPort]*net.UDPAddr{}}
+	b := &batchConn{UDPConn: c, wake: make(chan struct{}, 1), flushed: make(chan struct{}), addrs: map[netip.AddrPort]*net.UDPAddr{},
+		gso: offloadSupported, gsoCmsg: map[int][]byte{}}
+	b.gro = enableGRO(c)
 	if network == "udp4" {
 		b.io = ipv4.NewPacketConn(c)
 	} else {
@@ -108,25 +140,67 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	defer b.rmu.Unlock()
 	for b.rnext >= b.rn {
 		if b.rmsgs == nil {
-			b.rmsgs = make([]ipv4.Message, batchSize)
-			for i := range b.rmsgs {
-				b.rmsgs[i].Buffers = [][]byte{make([]byte, batchReadBuffer)}
-			}
+			b.rmsgs = newReadMessages(b.gro)
 		}
 		n, err := b.io.ReadBatch(b.rmsgs, 0)
 		if err != nil {
 			return 0, netip.AddrPort{}, err
 		}
-		b.rnext, b.rn = 0, n
+		b.rnext, b.rn, b.roff = 0, n, 0
+		b.rseg = b.segmentSize(0)
+		for i := range n {
+			if b.segmentSize(i) > 0 {
+				b.groReads.Add(1)
+			}
+		}
 	}
 	m := &b.rmsgs[b.rnext]
-	b.rnext++
-	n := copy(p, m.Buffers[0][:m.N])
+	end := m.N
+	if b.rseg > 0 {
+		end = min(b.roff+b.rseg, m.N)
+	}
+	n := copy(p, m.Buffers[0][b.roff:end])
 	var addr netip.AddrPort
 	if ua, ok := m.Addr.(*net.UDPAddr); ok {
 		addr = ua.AddrPort()
 	}
+	b.roff = end
+	if b.roff >= m.N {
+		b.rnext++
+		b.roff = 0
+		b.rseg = b.segmentSize(b.rnext)
+	}
 	return n, addr, nil
+}
+
+// segmentSize is the datagram size within read message i when the kernel
+// coalesced several (0: one datagram, or no such message).
+func (b *batchConn) segmentSize(i int) int {
+	if !b.gro || i >= b.rn {
+		return 0
+	}
+	m := &b.rmsgs[i]
+	seg := groSegmentSize(m.OOB[:m.NN])
+	if seg <= 0 || seg >= m.N {
+		return 0
+	}
+	return seg
+}
+
+// newReadMessages allocates the buffers of batch reads.
+func newReadMessages(gro bool) []ipv4.Message {
+	count, size := batchSize, batchReadBuffer
+	if gro {
+		count, size = groBatchSize, groReadBuffer
+	}
+	ms := make([]ipv4.Message, count)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, size)}
+		if gro {
+			ms[i].OOB = make([]byte, 64)
+		}
+	}
+	return ms
 }
 
 // ReadFrom implements net.PacketConn through ReadFromAddrPort.
@@ -206,6 +280,7 @@ func (b *batchConn) flushLoop() {
 	defer close(b.flushed)
 	var batch []ipv4.Message
 	for range b.wake {
+		b.gather()
 		for {
 			b.wmu.Lock()
 			if len(b.queue) == 0 {
@@ -231,24 +306,100 @@ func (b *batchConn) flushLoop() {
 	}
 }
 
-// send writes every datagram of batch, batchSize per call. A datagram the
+// gather gives writers a moment to add to a short queue before it is sent.
+func (b *batchConn) gather() {
+	for range 2 {
+		b.wmu.Lock()
+		n := len(b.queue)
+		b.wmu.Unlock()
+		if n >= 8 {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// send writes every datagram of batch, in runs segmented by the kernel
+// where it can (UDP GSO), batchSize messages per call. A datagram the
 // kernel refuses is skipped (as if lost); the first error is returned.
 func (b *batchConn) send(batch []ipv4.Message) error {
 	var first error
 	for len(batch) > 0 {
-		n, err := b.io.WriteBatch(batch[:min(len(batch), batchSize)], 0)
+		msgs := b.plan(batch)
+		n, err := b.io.WriteBatch(msgs, 0)
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		if err != nil && n < len(msgs) && len(msgs[n].Buffers) > 1 && isGSOUnsupported(err) {
+			// The path cannot segment: send this run and all later
+			// datagrams one by one.
+			b.gso = false
+			batch = batch[b.consumed(msgs[:n]):]
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
 			if first == nil {
 				first = err
 			}
-			n = max(n, 1) // skip the datagram that failed
+			n++ // skip the message that failed
 		}
-		batch = batch[n:]
+		batch = batch[b.consumed(msgs[:min(n, len(msgs))]):]
 	}
 	return first
+}
+
+// plan turns the head of batch into at most batchSize messages: runs of
+// datagrams of one size (the last may be shorter) to one address become
+// one segmented message when GSO is on. The messages share batch's
+// buffers.
+func (b *batchConn) plan(batch []ipv4.Message) []ipv4.Message {
+	if !b.gso {
+		return batch[:min(len(batch), batchSize)]
+	}
+	msgs := make([]ipv4.Message, 0, batchSize)
+	i := 0
+	for i < len(batch) && len(msgs) < batchSize {
+		first := batch[i]
+		size := len(first.Buffers[0])
+		j, total := i+1, size
+		for j < len(batch) && j-i < gsoMaxSegments && batch[j].Addr == first.Addr {
+			l := len(batch[j].Buffers[0])
+			if l > size || total+l > gsoMaxBytes {
+				break
+			}
+			total += l
+			j++
+			if l < size {
+				break // a shorter datagram ends a run
+			}
+		}
+		if j-i == 1 {
+			msgs = append(msgs, first)
+		} else {
+			bufs := make([][]byte, 0, j-i)
+			for _, m := range batch[i:j] {
+				bufs = append(bufs, m.Buffers[0])
+			}
+			cm := b.gsoCmsg[size]
+			if cm == nil {
+				cm = gsoControl(size)
+				b.gsoCmsg[size] = cm
+			}
+			msgs = append(msgs, ipv4.Message{Buffers: bufs, OOB: cm, Addr: first.Addr})
+			b.gsoSends.Add(1)
+		}
+		i = j
+	}
+	return msgs
+}
+
+// consumed counts the datagrams in msgs.
+func (b *batchConn) consumed(msgs []ipv4.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Buffers)
+	}
+	return n
 }
 
 // Close closes the socket and stops the flusher after it sent what was

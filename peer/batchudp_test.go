@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pion/transport/v5/stdnet"
+	"golang.org/x/net/ipv4"
 )
 
 // listenBatch opens a batchConn on loopback of the given network.
@@ -130,5 +133,116 @@ func TestBatchConnWriteToRejectsOtherAddresses(t *testing.T) {
 	}
 	if _, err := a.WriteToUDP([]byte("x"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:9"))); err != nil {
 		t.Errorf("WriteToUDP: %v", err)
+	}
+}
+
+// TestBatchConnSegmentsRuns: a queued burst of equal datagrams (full SCTP
+// packets in DTLS) leaves in segmented sends where the platform has UDP
+// GSO, and arrives whole and in order both at another batchConn (coalesced
+// by GRO where available) and at a plain UDP socket, which sees separate
+// datagrams.
+func TestBatchConnSegmentsRuns(t *testing.T) {
+	a, b := listenBatch(t, "udp4", "127.0.0.1"), listenBatch(t, "udp4", "127.0.0.1")
+	plain, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = plain.Close() }()
+	_ = plain.SetReadBuffer(4 << 20)
+	const count, size = 400, 1228
+	send := func(dst netip.AddrPort) {
+		// One queued burst handed to the flusher's send at once, as when
+		// the writer outpaces the system calls.
+		ua := net.UDPAddrFromAddrPort(dst)
+		burst := make([]ipv4.Message, count)
+		for i := range burst {
+			p := bytes.Repeat([]byte{byte(i)}, size)
+			if i%50 == 49 {
+				p = p[:100] // a short one ends a run
+			}
+			burst[i] = ipv4.Message{Buffers: [][]byte{p}, Addr: ua}
+		}
+		if err := a.send(burst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(read func([]byte) (int, error)) {
+		t.Helper()
+		buf := make([]byte, groReadBuffer)
+		for i := range count {
+			n, err := read(buf)
+			want := size
+			if i%50 == 49 {
+				want = 100
+			}
+			if err != nil || n != want || buf[0] != byte(i) || buf[n-1] != byte(i) {
+				t.Fatalf("datagram %d: %d bytes starting %d, %v; want %d bytes of %d", i, n, buf[0], err, want, byte(i))
+			}
+		}
+	}
+	send(b.LocalAddr().(*net.UDPAddr).AddrPort())
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	check(func(p []byte) (int, error) { n, _, err := b.ReadFromAddrPort(p); return n, err })
+	send(plain.LocalAddr().(*net.UDPAddr).AddrPort())
+	_ = plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	check(func(p []byte) (int, error) { n, _, err := plain.ReadFromUDPAddrPort(p); return n, err })
+	t.Logf("segmented sends %d, coalesced reads %d", a.gsoSends.Load(), b.groReads.Load())
+	if offloadSupported && (a.gsoSends.Load() == 0 || b.groReads.Load() == 0) {
+		t.Errorf("segmented sends %d, coalesced reads %d: want both on Linux", a.gsoSends.Load(), b.groReads.Load())
+	}
+}
+
+// refuseGSO is a batchIO whose path refuses segmented sends, as a device
+// without checksum offload does (EIO).
+type refuseGSO struct {
+	batchIO
+	refused int
+}
+
+func (r *refuseGSO) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	for i, m := range ms {
+		if len(m.Buffers) > 1 {
+			r.refused++
+			n := 0
+			if i > 0 {
+				var err error
+				if n, err = r.batchIO.WriteBatch(ms[:i], flags); err != nil {
+					return n, err
+				}
+			}
+			return n, &net.OpError{Op: "sendmmsg", Net: "udp", Err: os.NewSyscallError("sendmmsg", syscall.EIO)}
+		}
+	}
+	return r.batchIO.WriteBatch(ms, flags)
+}
+
+// TestBatchConnFallsBackWithoutGSO: when the path refuses a segmented
+// send, that run and every later datagram go out one by one, none lost.
+func TestBatchConnFallsBackWithoutGSO(t *testing.T) {
+	a, b := listenBatch(t, "udp4", "127.0.0.1"), listenBatch(t, "udp4", "127.0.0.1")
+	fake := &refuseGSO{batchIO: a.io}
+	a.io = fake
+	ua := b.LocalAddr().(*net.UDPAddr)
+	var burst []ipv4.Message
+	for i := range 30 {
+		size := 1000
+		if i < 2 {
+			size = 50 + i // two single datagrams before the first run
+		}
+		burst = append(burst, ipv4.Message{Buffers: [][]byte{bytes.Repeat([]byte{byte(i)}, size)}, Addr: ua})
+	}
+	if err := a.send(burst); err != nil {
+		t.Fatal(err)
+	}
+	if offloadSupported && (fake.refused != 1 || a.gso) {
+		t.Errorf("refused %d segmented sends, gso still %v; want one refusal and GSO off", fake.refused, a.gso)
+	}
+	buf := make([]byte, groReadBuffer)
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 30 {
+		n, _, err := b.ReadFromAddrPort(buf)
+		if err != nil || n == 0 || buf[0] != byte(i) {
+			t.Fatalf("datagram %d: %d bytes starting %d, %v", i, n, buf[0], err)
+		}
 	}
 }
