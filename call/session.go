@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,8 +128,8 @@ type Prepared struct {
 
 // Prepare makes the peer connection of a call that will signal with
 // trickle ICE (a hub), with iceServers besides those of opts (the hub's).
-// Its ICE candidates are gathered at once. The call starts with Run or is
-// released with Close.
+// Without a TURN server its ICE candidates are gathered at once. The call
+// starts with Run or is released with Close.
 func Prepare(opts Options, iceServers []webrtc.ICEServer, stdio IO) (*Prepared, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -205,8 +206,9 @@ func (s *session) run(ctx context.Context, setup Setup, sig Signaler) (*Report, 
 }
 
 // newPeerConnection makes the PeerConnection, with iceServers besides the
-// options' own, and hooks its callbacks. With trickle signaling its ICE
-// candidates are gathered as soon as it exists (a candidate pool of one).
+// options' own, and hooks its callbacks. With trickle signaling and no
+// TURN server its ICE candidates are gathered as soon as it exists (a
+// candidate pool of one).
 func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	cfg := s.io.API
 	cfg.ICE = s.opts.ICE
@@ -240,7 +242,7 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	}
 	pcfg := s.opts.ICE.Configuration(servers)
 	pcfg.ICEServers = append(pcfg.ICEServers, iceServers...)
-	if s.trickle {
+	if s.trickle && !hasTURN(pcfg.ICEServers) {
 		pcfg.ICECandidatePoolSize = 1
 	}
 	pc, err := api.NewPeerConnection(pcfg)
@@ -259,6 +261,21 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.media.receive(t, r) })
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.data.incoming(dc) })
 	return nil
+}
+
+// hasTURN tells whether servers include a TURN server. Relay candidates
+// are gathered only after the local description is set: TURN allocations
+// made ahead from the candidate pool left relay-only calls stuck in
+// "checking" in about one call in eight (coturn and pion's own server).
+func hasTURN(servers []webrtc.ICEServer) bool {
+	for _, s := range servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // localCandidate marks and, with trickle signaling, sends a local candidate.
