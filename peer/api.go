@@ -49,8 +49,9 @@ type APIConfig struct {
 	// Ignored when Net is set.
 	UDPSocketBuffer int
 	// BatchUDP moves the datagrams of ICE's UDP sockets in batches
-	// (recvmmsg and sendmmsg on Linux): a bulk data-channel transfer then
-	// costs a few system calls per window instead of one per SCTP packet.
+	// (recvmmsg and sendmmsg, with UDP GRO and GSO on Linux): a bulk
+	// data-channel transfer then costs a few system calls per window
+	// instead of one per SCTP packet.
 	// Ignored when Net is set.
 	BatchUDP bool
 	// SCTPReceiveBuffer, when positive, is the SCTP receive window of data
@@ -73,11 +74,7 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cfg.BatchUDP {
-			se.SetNet(batchNet{Net: host, buffer: cfg.UDPSocketBuffer})
-		} else {
-			se.SetNet(bufferedNet{Net: host, size: cfg.UDPSocketBuffer})
-		}
+		se.SetNet(hostNet{Net: host, buffer: cfg.UDPSocketBuffer, batch: cfg.BatchUDP})
 	}
 	if types := cfg.ICE.networkTypeList(); len(types) > 0 {
 		se.SetNetworkTypes(types)
@@ -180,18 +177,28 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// bufferedNet is the host network with larger buffers on UDP sockets.
-type bufferedNet struct {
+// hostNet is the host network with larger buffers on UDP sockets and,
+// with batch, batching UDP sockets (batchConn).
+type hostNet struct {
 	*stdnet.Net
-	size int
+	buffer int
+	batch  bool
 }
 
-// ListenUDP opens a UDP socket and sets its buffers, best effort.
-func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+// ListenUDP opens a UDP socket, sets its buffers (best effort) and wraps it
+// in a batchConn when asked to.
+func (n hostNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if uc, ok := c.(*net.UDPConn); ok && err == nil {
-		_ = uc.SetReadBuffer(n.size)
-		_ = uc.SetWriteBuffer(n.size)
+	uc, ok := c.(*net.UDPConn)
+	if err != nil || !ok {
+		return c, err
 	}
-	return c, err
+	if n.buffer > 0 {
+		_ = uc.SetReadBuffer(n.buffer)
+		_ = uc.SetWriteBuffer(n.buffer)
+	}
+	if n.batch {
+		return newBatchConn(uc, network), nil
+	}
+	return uc, nil
 }

@@ -24,7 +24,7 @@ func TestBufferedNetSetsSocketBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := bufferedNet{Net: host, size: want}.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := hostNet{Net: host, buffer: want}.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v5"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -419,28 +418,4 @@ func (b *batchConn) Close() error {
 	case <-time.After(time.Second):
 	}
 	return b.UDPConn.Close()
-}
-
-// batchNet is the host network with batching UDP sockets (and optionally
-// larger socket buffers).
-type batchNet struct {
-	transport.Net
-	buffer int
-}
-
-// ListenUDP opens a UDP socket wrapped in a batchConn.
-func (n batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return c, err
-	}
-	uc, ok := c.(*net.UDPConn)
-	if !ok {
-		return c, nil
-	}
-	if n.buffer > 0 {
-		_ = uc.SetReadBuffer(n.buffer)
-		_ = uc.SetWriteBuffer(n.buffer)
-	}
-	return newBatchConn(uc, network), nil
 }
