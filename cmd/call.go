@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -191,6 +192,16 @@ func (o *CallOptions) validate() error {
 // unless GOGC is set.
 const callGCPercent = 400
 
+// callProcs is how many goroutines of a call process run Go code at once
+// unless GOMAXPROCS is set or live media is encoded (--capture). Every
+// packet of a call passes through a chain of goroutines (socket reader,
+// ICE, DTLS, SCTP, data channel, and back); on one processor handing a
+// packet on is a run-queue operation, on several it wakes another thread,
+// which costs more than the work it hands over: with one, a file transfer
+// between two rtckit processes runs about half again as fast on the same
+// CPU (docs/benchmarks.md).
+const callProcs = 1
+
 func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 	if err := opts.validate(); err != nil {
 		return usageError(err)
@@ -201,6 +212,9 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		// CPU on garbage collection during bulk transfers, for a few tens
 		// of megabytes.
 		debug.SetGCPercent(callGCPercent)
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set && opts.Call.Media.Capture == "" {
+		runtime.GOMAXPROCS(callProcs)
 	}
 	stdio := call.IO{In: g.streams.In, Out: g.streams.Out, Logger: g.Logger()}
 	if isTerminal(g.streams.ErrOut) {

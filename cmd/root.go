@@ -6,6 +6,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"github.com/rtckit/rtckit/peer"
 	"io"
 	"log/slog"
 	"os"
@@ -62,7 +63,11 @@ func (g *GlobalOptions) Context(parent context.Context, def time.Duration) (cont
 func newLogger(w io.Writer, verbose int) *slog.Logger {
 	level := slog.LevelWarn
 	switch {
-	case verbose >= 2:
+	case verbose >= 4:
+		level = peer.LevelPionTrace
+	case verbose == 3:
+		level = peer.LevelPionDebug
+	case verbose == 2:
 		level = slog.LevelDebug
 	case verbose == 1:
 		level = slog.LevelInfo
@@ -91,7 +96,7 @@ a browser call page, and places scripted or ad-hoc calls.`,
 
 	pf := root.PersistentFlags()
 	pf.BoolVar(&g.JSON, "json", false, "print machine-readable JSON on stdout")
-	pf.CountVarP(&g.Verbose, "verbose", "v", "log progress to stderr (-v info, -vv debug)")
+	pf.CountVarP(&g.Verbose, "verbose", "v", "log progress to stderr (-v info, -vv debug, -vvv and -vvvv the WebRTC stack's debug and trace records)")
 	pf.DurationVar(&g.Timeout, "timeout", 0, "bound the whole command (0: the command's default)")
 
 	root.AddCommand(

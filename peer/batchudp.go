@@ -55,7 +55,8 @@ type batchIO interface {
 //     with one recvmmsg; where the kernel coalesces a flow's datagrams
 //     (UDP GRO, Linux) one message may hold many, split again here by the
 //     segment size the kernel reports. ReadFromAddrPort hands them out one
-//     at a time;
+//     at a time, and yields the processor before it reads the next batch
+//     (see ReadFromAddrPort);
 //   - writes copy the datagram into a queue and return; a flusher
 //     goroutine, woken by the first one, yields twice to let a burst
 //     gather, then sends everything queued with one sendmmsg per batch,
@@ -83,6 +84,8 @@ type batchConn struct {
 	rn    int
 	roff  int
 	rseg  int
+	// handed counts the datagrams returned since the reader last yielded.
+	handed int
 
 	// Write side.
 	wmu      sync.Mutex
@@ -134,10 +137,23 @@ func (p ipv6Batch) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 
 // ReadFromAddrPort returns the next received datagram, reading a new
 // batch when the last one is used up.
+//
+// Before it reads a new batch after handing out several datagrams, it
+// yields the processor. The caller (ICE's read loop) passes each datagram
+// into pion's bounded queues (ICE's and the DTLS endpoint's, 1 MB each),
+// which drop what does not fit; a read loop that never waits, because the
+// socket still holds more, would fill them faster than DTLS and SCTP drain
+// them when the process has one processor, and SCTP would take the drops
+// for congestion. Yielding lets those consumers run first and leaves the
+// backlog in the socket's own buffer.
 func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
 	for b.rnext >= b.rn {
+		if b.handed > 1 {
+			b.handed = 0
+			runtime.Gosched()
+		}
 		if b.rmsgs == nil {
 			b.rmsgs = newReadMessages(b.gro)
 		}
@@ -164,6 +180,7 @@ func (b *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 		addr = ua.AddrPort()
 	}
 	b.roff = end
+	b.handed++
 	if b.roff >= m.N {
 		b.rnext++
 		b.roff = 0

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -243,5 +245,58 @@ func TestBatchConnFallsBackWithoutGSO(t *testing.T) {
 		if err != nil || n == 0 || buf[0] != byte(i) {
 			t.Fatalf("datagram %d: %d bytes starting %d, %v", i, n, buf[0], err)
 		}
+	}
+}
+
+// scriptedReads is a batchIO whose reads return batches of three
+// datagrams and record, per call, how many times a consumer had run.
+type scriptedReads struct {
+	batchIO
+	consumed *atomic.Int64
+	seen     []int64
+}
+
+func (s *scriptedReads) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	s.seen = append(s.seen, s.consumed.Load())
+	for i := range 3 {
+		ms[i].N = copy(ms[i].Buffers[0], []byte{byte(i)})
+		ms[i].NN = 0
+		ms[i].Addr = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	}
+	return 3, nil
+}
+
+// TestBatchConnYieldsBetweenBatches: on one processor, a goroutine made
+// runnable by the datagrams of one batch (pion's next stage) runs before
+// the reader takes the next batch from the socket.
+func TestBatchConnYieldsBetweenBatches(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	b := listenBatch(t, "udp4", "127.0.0.1")
+	var consumed atomic.Int64
+	fake := &scriptedReads{batchIO: b.io, consumed: &consumed}
+	b.io = fake
+	b.gro = false
+	buf := make([]byte, 16)
+	ready := make(chan struct{}, 8)
+	done := make(chan struct{})
+	go func() { // the consumer: runs only when the reader lets it
+		defer close(done)
+		for range 2 {
+			<-ready
+			consumed.Add(1)
+		}
+	}()
+	for i := range 6 {
+		if _, _, err := b.ReadFromAddrPort(buf); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			ready <- struct{}{}
+			ready <- struct{}{}
+		}
+	}
+	<-done
+	if len(fake.seen) != 2 || fake.seen[0] != 0 || fake.seen[1] == 0 {
+		t.Fatalf("consumer runs seen by each batch read: %v; want [0 >0]", fake.seen)
 	}
 }

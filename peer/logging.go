@@ -12,7 +12,8 @@ import (
 // "scope" attribute per pion subsystem (ice, dtls, sctp, …). pion's levels
 // are shifted down one step: its warnings and errors are mostly transient
 // (rtckit reports the failures that matter itself), so they appear at info
-// level with -v, and pion's info and debug records with -vv.
+// level with -v, pion's info records with -vv, its debug records with -vvv
+// and its trace records with -vvvv.
 type SlogLoggerFactory struct {
 	Logger *slog.Logger
 }
@@ -28,10 +29,17 @@ func (f SlogLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
 
 type slogLeveled struct{ l *slog.Logger }
 
+// Levels below slog's debug level that enable pion's own debug and trace
+// records (SlogLoggerFactory).
+const (
+	LevelPionDebug = slog.LevelDebug - 2
+	LevelPionTrace = slog.LevelDebug - 4
+)
+
 // pion's levels as slog levels (shifted down one step, see SlogLoggerFactory).
 const (
-	pionTrace = slog.LevelDebug - 4
-	pionDebug = slog.LevelDebug - 2
+	pionTrace = LevelPionTrace
+	pionDebug = LevelPionDebug
 	pionInfo  = slog.LevelDebug
 	pionWarn  = slog.LevelInfo
 	pionError = slog.LevelInfo
