@@ -228,7 +228,7 @@ func (p *poller) wait() int {
 	var n int
 	var err error
 	rerr := p.raw.Read(func(fd uintptr) bool {
-		n, err = unix.EpollWait(int(fd), p.events, 0)
+		n, err = rawEpollPoll(int(fd), p.events)
 		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
 	})
 	if err != nil && !errors.Is(err, unix.EINTR) {
@@ -273,7 +273,7 @@ func (p *poller) open(c *pconn) {
 
 // read reads what the client sent and handles its complete frames.
 func (p *poller) read(c *pconn) {
-	n, err := unix.Read(c.fd, p.rbuf)
+	n, err := rawRead(c.fd, p.rbuf)
 	if n <= 0 {
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return
@@ -322,7 +322,7 @@ func (p *poller) flush(c *pconn) {
 	}
 	var failed bool
 	if len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
+		n, err := rawWrite(c.fd, c.out)
 		switch {
 		case n == len(c.out):
 			c.releaseOutLocked()
