@@ -12,10 +12,6 @@ import (
 // finishTimeout bounds the hang-up and the wait for transfers at the end.
 const finishTimeout = 3 * time.Second
 
-// peerCloseWait bounds the wait, after our hang-up, for the peer to close
-// the connection before we close ours.
-const peerCloseWait = time.Second
-
 // finish hangs up, collects the statistics, evaluates the checks and
 // closes everything; it returns the report and the call's error.
 func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*Report, error) {
@@ -36,8 +32,6 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 		stop()
 		if sendErr != nil {
 			s.log.Debug("call: sending hang-up", "err", sendErr)
-		} else if s.isConnected() {
-			s.waitPeerClose()
 		}
 	}
 	cancel()
@@ -67,26 +61,6 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 		rep.Error = err.Error()
 	}
 	return rep, err
-}
-
-// waitPeerClose waits up to peerCloseWait for the peer, told of the
-// hang-up, to close the connection (the browser page and rtckit do at
-// once), so that our DTLS close alert does not reach it while it collects
-// its statistics: pion closes a connection on that alert from a goroutine
-// of its own, and its close and GetStats are not safe to run together.
-func (s *session) waitPeerClose() {
-	t := time.NewTimer(peerCloseWait)
-	defer t.Stop()
-	for s.pc.ConnectionState() != webrtc.PeerConnectionStateClosed {
-		select {
-		case st := <-s.connStates:
-			if st == webrtc.PeerConnectionStateClosed {
-				return
-			}
-		case <-t.C:
-			return
-		}
-	}
 }
 
 // report starts a report with what is known without statistics.

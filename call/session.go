@@ -214,6 +214,9 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	cfg.ICE = s.opts.ICE
 	cfg.Logger = s.log
 	cfg.NoRelayWait = s.opts.ICE.Policy == peer.PolicyRelay
+	// The session closes its connection itself, after collecting the
+	// statistics; the peer's close is seen on SCTP (watchPeerClose).
+	cfg.KeepOpenOnPeerClose = true
 	// One codec per format: shorter descriptions, and pion applies an
 	// offer in about a quarter of the time it takes with its full list
 	// (BenchmarkAnswer in peer).
@@ -260,7 +263,20 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { s.connStates <- st })
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.media.receive(t, r) })
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.data.incoming(dc) })
+	s.watchPeerClose()
 	return nil
+}
+
+// watchPeerClose ends the call when the peer closes its connection
+// (the association ends on the peer's SCTP ABORT), which may come before
+// its hang-up through the hub. Calls without data channels have no SCTP:
+// for them the hang-up message is the signal.
+func (s *session) watchPeerClose() {
+	s.pc.SCTP().OnClose(func(error) {
+		if s.isConnected() {
+			s.endCall(EndPeerHungUp, nil)
+		}
+	})
 }
 
 // hasTURN tells whether servers include a TURN server. Relay candidates
@@ -375,9 +391,8 @@ func (s *session) loop(ctx, callCtx context.Context) (string, error) {
 					return EndFailed, fmt.Errorf("%w: DTLS or ICE failed", ErrSetup)
 				}
 			case webrtc.PeerConnectionStateClosed:
-				// Only the peer's DTLS close alert closes it from outside:
-				// the peer hung up (its hang-up message may still be on
-				// its way through the hub).
+				// Not closed from outside while KeepOpenOnPeerClose holds;
+				// treated as the peer's close should pion do so anyway.
 				if s.isConnected() {
 					return EndPeerHungUp, nil
 				}

@@ -57,6 +57,10 @@ type APIConfig struct {
 	// SCTPReceiveBuffer, when positive, is the SCTP receive window of data
 	// channels in bytes (pion's default is 1 MiB).
 	SCTPReceiveBuffer uint32
+	// KeepOpenOnPeerClose leaves closing a PeerConnection to its owner when
+	// the peer's DTLS close alert arrives. pion otherwise closes it then
+	// from a goroutine of its own, which races with the owner's GetStats.
+	KeepOpenOnPeerClose bool
 }
 
 // NewAPI builds the pion API (SettingEngine, MediaEngine with the default
@@ -108,6 +112,9 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	}
 	if cfg.NoRelayWait {
 		se.SetRelayAcceptanceMinWait(0)
+	}
+	if cfg.KeepOpenOnPeerClose {
+		se.DisableCloseByDTLS(true)
 	}
 	me := &webrtc.MediaEngine{}
 	register := me.RegisterDefaultCodecs
