@@ -14,22 +14,32 @@ import (
 // a futex wake, the monitor's 20 µs naps on the loop's core, its futex
 // sleep again — about an eighth of the hub's CPU at 45,000 messages/s.
 
-// rawRead is read(2) on a non-blocking descriptor.
+// rawRead is read(2) on a non-blocking descriptor, retried when a signal
+// interrupts it.
 func rawRead(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
-	return rawResult(n, errno)
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
+		if errno != unix.EINTR {
+			return rawResult(n, errno)
+		}
+	}
 }
 
-// rawWrite is write(2) on a non-blocking descriptor.
+// rawWrite is write(2) on a non-blocking descriptor, retried when a signal
+// interrupts it.
 func rawWrite(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
-	return rawResult(n, errno)
+	for {
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
+		if errno != unix.EINTR {
+			return rawResult(n, errno)
+		}
+	}
 }
 
 // rawEpollPoll is epoll_pwait(2) with a zero timeout and no signal mask
