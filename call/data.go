@@ -97,9 +97,12 @@ func (d *dataSet) sayBye() {
 		return
 	}
 	if dc.SendText("bye") == nil {
+		// The buffered amount falls when the peer acknowledges the
+		// message, which it may delay by up to 200 ms; a peer that closes
+		// its connection on the bye closes the channel first.
 		deadline := time.Now().Add(byeFlush)
-		for dc.BufferedAmount() > 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
+		for dc.BufferedAmount() > 0 && dc.ReadyState() == webrtc.DataChannelStateOpen && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 }
