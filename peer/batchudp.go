@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -88,15 +89,18 @@ type batchConn struct {
 	handed int
 
 	// Write side.
-	wmu      sync.Mutex
-	room     *sync.Cond // signalled when the queue shrinks or the conn closes
-	queue    []ipv4.Message
-	closed   bool
-	werr     error
-	wake     chan struct{}
-	flushed  chan struct{} // closed when the flusher has ended
-	addrs    map[netip.AddrPort]*net.UDPAddr
-	freeBufs [][]byte
+	wmu    sync.Mutex
+	room   *sync.Cond // signalled when the queue shrinks or the conn closes
+	queue  []ipv4.Message
+	closed bool
+	werr   error
+	// wdeadline bounds a writer's wait for room in the queue (see
+	// SetWriteDeadline).
+	wdeadline time.Time
+	wake      chan struct{}
+	flushed   chan struct{} // closed when the flusher has ended
+	addrs     map[netip.AddrPort]*net.UDPAddr
+	freeBufs  [][]byte
 	// gso is whether runs of equal datagrams to one address are sent as
 	// one segmented buffer (UDP GSO); it is switched off for good the
 	// first time the kernel refuses.
@@ -242,6 +246,9 @@ func (b *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	for len(b.queue) >= batchQueueMax && !b.closed {
+		if !b.wdeadline.IsZero() && !time.Now().Before(b.wdeadline) {
+			return 0, os.ErrDeadlineExceeded
+		}
 		b.room.Wait()
 	}
 	if b.closed {
@@ -289,6 +296,30 @@ func (b *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // WriteToUDP implements transport.UDPConn through WriteToAddrPort.
 func (b *batchConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	return b.WriteTo(p, addr)
+}
+
+// SetWriteDeadline bounds how long a writer waits for room in the queue.
+// It does not reach the socket: a queued datagram counts as written and
+// is sent whatever the deadline. pion pushes deadlines down to its
+// sockets, and ICE sets one in the past just before it closes them; on
+// the socket it failed the flusher's last send, which held the datagrams
+// a closing connection writes last (SCTP's ABORT, DTLS's close alert), so
+// the peer never learnt of the close.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.wmu.Lock()
+	b.wdeadline = t
+	b.room.Broadcast()
+	b.wmu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the socket's read deadline and the queue's write
+// deadline (SetWriteDeadline).
+func (b *batchConn) SetDeadline(t time.Time) error {
+	if err := b.UDPConn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return b.SetWriteDeadline(t)
 }
 
 // flushLoop sends the queue whenever it is not empty, until Close.

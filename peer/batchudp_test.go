@@ -300,3 +300,40 @@ func TestBatchConnYieldsBetweenBatches(t *testing.T) {
 		t.Fatalf("consumer runs seen by each batch read: %v; want [0 >0]", fake.seen)
 	}
 }
+
+// TestBatchConnDeadlineSparesQueued: a deadline set between a write and
+// Close (ICE does so as it closes a candidate) does not drop the queued
+// datagrams; a writer that finds the queue full gives up at the deadline.
+func TestBatchConnDeadlineSparesQueued(t *testing.T) {
+	a, b := listenBatch(t, "udp4", "127.0.0.1"), listenBatch(t, "udp4", "127.0.0.1")
+	dst := b.LocalAddr().(*net.UDPAddr).AddrPort()
+	for i := range 3 {
+		if _, err := a.WriteToAddrPort(bytes.Repeat([]byte{byte(i)}, 57-i*9), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.SetDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 128)
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 3 {
+		if n, _, err := b.ReadFromAddrPort(buf); err != nil || n != 57-i*9 || buf[0] != byte(i) {
+			t.Fatalf("datagram %d: %d bytes starting %d, %v", i, n, buf[0], err)
+		}
+	}
+
+	c := listenBatch(t, "udp4", "127.0.0.1")
+	c.wmu.Lock()
+	for range batchQueueMax { // a queue the flusher has not taken yet
+		c.queue = append(c.queue, ipv4.Message{Buffers: [][]byte{{0}}, Addr: b.LocalAddr()})
+	}
+	c.wmu.Unlock()
+	_ = c.SetWriteDeadline(time.Now().Add(-time.Second))
+	if _, err := c.WriteToAddrPort([]byte{1}, dst); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("write to a full queue past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
