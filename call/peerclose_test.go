@@ -15,7 +15,7 @@ import (
 // channel is open: a peer that goes away (a closed browser tab).
 func abruptAnswerer(t *testing.T) answerFunc {
 	return func(ctx context.Context, _ Setup, sig Signaler) (*Report, error) {
-		api, err := peer.NewAPI(peer.APIConfig{ICE: loopbackOptions().ICE})
+		api, err := peer.NewAPI(peer.APIConfig{ICE: loopbackOptions().ICE, BatchUDP: true}) // as rtckit calls do
 		if err != nil {
 			return nil, err
 		}
