@@ -14,28 +14,20 @@ import (
 // a futex wake, the monitor's 20 µs naps on the loop's core, its futex
 // sleep again — about an eighth of the hub's CPU at 45,000 messages/s.
 
-// rawRead is read(2) on a non-blocking descriptor, retried when a signal
-// interrupts it.
-func rawRead(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
-		if errno != unix.EINTR {
-			return rawResult(n, errno)
-		}
-	}
-}
+// rawRead is read(2) on a non-blocking descriptor.
+func rawRead(fd int, p []byte) (int, error) { return rawIO(unix.SYS_READ, fd, p) }
 
-// rawWrite is write(2) on a non-blocking descriptor, retried when a signal
-// interrupts it.
-func rawWrite(fd int, p []byte) (int, error) {
+// rawWrite is write(2) on a non-blocking descriptor.
+func rawWrite(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
+
+// rawIO makes the read or write system call trap on fd with p, again when
+// a signal interrupts it.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
+		n, _, errno := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: the buffer outlives the call.
 		if errno != unix.EINTR {
 			return rawResult(n, errno)
 		}
