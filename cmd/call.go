@@ -198,8 +198,8 @@ const callGCPercent = 400
 // ICE, DTLS, SCTP, data channel, and back); on one processor handing a
 // packet on is a run-queue operation, on several it wakes another thread,
 // which costs more than the work it hands over: with one, a file transfer
-// between two rtckit processes runs about half again as fast on the same
-// CPU (docs/benchmarks.md).
+// between two rtckit processes takes about 30 % less CPU per MiB
+// (docs/benchmarks.md).
 const callProcs = 1
 
 func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {

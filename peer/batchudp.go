@@ -298,8 +298,9 @@ func (b *batchConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	return b.WriteTo(p, addr)
 }
 
-// SetWriteDeadline bounds how long a writer waits for room in the queue.
-// It does not reach the socket: a queued datagram counts as written and
+// SetWriteDeadline applies to writers that find the queue full: past it
+// they fail with os.ErrDeadlineExceeded (a waiting writer checks it each
+// time the flusher takes the queue). It does not reach the socket: a queued datagram counts as written and
 // is sent whatever the deadline. pion pushes deadlines down to its
 // sockets, and ICE sets one in the past just before it closes them; on
 // the socket it failed the flusher's last send, which held the datagrams
