@@ -108,7 +108,7 @@ func (h *Hub) SetRemoteUsers(r RemoteUsers) {
 		changed = true
 	}
 	if changed {
-		h.broadcastUserListLocked()
+		h.userListChangedLocked()
 	}
 }
 

@@ -2,6 +2,7 @@ package signal
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -134,6 +135,32 @@ func TestHubUniqueNames(t *testing.T) {
 	if m := f5.next(t); m.Name != strings.Repeat("x", MaxNameLen-1)+"1" {
 		t.Fatalf("got %q", m.Name)
 	}
+}
+
+// TestHubUserListPaced registers a thousand users at once: the user
+// list goes out far fewer times than it changed (each list would
+// otherwise be copied to every connection on every change), and the last
+// one, held back until its turn, names everyone.
+func TestHubUserListPaced(t *testing.T) {
+	const users = 1000
+	h := NewHub(HubConfig{MaxConnections: users + 1, Rate: -1, ResumeGrace: -1})
+	_, watcher := join(t, h, "watcher", 4*users)
+	for i := range users {
+		join(t, h, fmt.Sprintf("user%04d", i), 4*users)
+	}
+	lists := 0
+	for {
+		m := watcher.until(t, TypeUserList)
+		lists++
+		if len(m.Users) == users+1 {
+			break
+		}
+	}
+	if lists > users/2 {
+		t.Errorf("%d user lists for %d registrations: not paced", lists, users+1)
+	}
+	t.Logf("%d user lists for %d registrations", lists, users+1)
+	h.Shutdown("done")
 }
 
 func TestHubSlowConsumerDropped(t *testing.T) {

@@ -55,7 +55,7 @@ func (h *Hub) resume(c *Client, token string) {
 	h.log.Debug("user resumed", "id", c.id, "name", s.name, "queued", len(s.queue))
 	h.sendLocked(c, Message{Type: TypeID, ID: c.id})
 	h.sendLocked(c, Message{Type: TypeSession, Token: s.token, ResumeMS: h.cfg.ResumeGrace.Milliseconds(), Name: s.name})
-	h.broadcastUserListLocked()
+	h.userListChangedLocked()
 	q := s.queue
 	s.queue = nil
 	for _, m := range q {
