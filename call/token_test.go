@@ -22,6 +22,9 @@ func (w lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// tokenTimeout bounds the wait for a session's token in TestTokenCall.
+const tokenTimeout = 10 * time.Second
+
 // TestTokenCall connects two sessions through tokens only.
 func TestTokenCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -33,6 +36,20 @@ func TestTokenCall(t *testing.T) {
 		rep *Report
 		err error
 	}
+	// nextToken waits for the token of who's session, failing if its Run
+	// ends first or no token comes within tokenTimeout.
+	nextToken := func(who string, lines <-chan string, done <-chan result) string {
+		t.Helper()
+		select {
+		case tok := <-lines:
+			return tok
+		case r := <-done:
+			t.Fatalf("%s: Run ended before printing a token: %v", who, r.err)
+		case <-time.After(tokenTimeout):
+			t.Fatalf("%s: no token within %s", who, tokenTimeout)
+		}
+		return ""
+	}
 	offerDone := make(chan result, 1)
 	opts := loopbackOptions()
 	opts.Verify = true
@@ -40,9 +57,10 @@ func TestTokenCall(t *testing.T) {
 	caller.Duration = 1500 * time.Millisecond
 	go func() {
 		rep, err := Run(ctx, caller, Setup{Mode: "token", Caller: true}, offerSig, IO{})
+		_ = answerIn.Close() // writing the answer must not block once Run is over
 		offerDone <- result{rep, err}
 	}()
-	token := <-offerTokens.lines
+	token := nextToken("offer", offerTokens.lines, offerDone)
 	t.Logf("offer token: %d characters", len(token))
 	answerTokens := lineWriter{make(chan string, 4)}
 	acceptSig, err := NewTokenAccept(token, answerTokens, io.Discard)
@@ -54,13 +72,16 @@ func TestTokenCall(t *testing.T) {
 		rep, err := Run(ctx, opts, Setup{Mode: "token", Polite: true}, acceptSig, IO{})
 		acceptDone <- result{rep, err}
 	}()
-	answer := <-answerTokens.lines
+	answer := nextToken("accept", answerTokens.lines, acceptDone)
 	t.Logf("answer token: %d characters", len(answer))
 	if _, err := io.WriteString(answerOut, answer+"\n"); err != nil {
 		t.Fatal(err)
 	}
 	o, a := <-offerDone, <-acceptDone
 	for name, r := range map[string]result{"offer": o, "accept": a} {
+		if r.rep == nil {
+			t.Fatalf("%s: Run returned no report: %v", name, r.err)
+		}
 		if r.err != nil {
 			t.Errorf("%s: %v; tracks %+v", name, r.err, r.rep.Tracks)
 		}

@@ -47,9 +47,48 @@ func TestICEGatherHostOnly(t *testing.T) {
 	if r.Counts[icegather.TypeHost] == 0 || r.Schema != icegather.SchemaVersion {
 		t.Errorf("report %+v, want host candidates", r)
 	}
-	for _, c := range r.Candidates {
-		if c.Priority != c.TypePreference<<24|c.LocalPreference<<8|c.ComponentPreference {
-			t.Errorf("priority parts of %+v do not add up", c)
+	checkPriorities(t, r.Candidates)
+}
+
+// checkPriorities checks each candidate's priority against RFC 8445 section
+// 5.1.2: the recommended type preference (pion's values), component 1 with
+// component preference 256-1, and, among UDP candidates, every host above
+// every srflx above every relay. TCP candidates get pion's TCP offset off
+// their type preference, so only an upper bound holds for them.
+func checkPriorities(t *testing.T, cs []icegather.Candidate) {
+	t.Helper()
+	typePref := map[string]uint32{icegather.TypeHost: 126, icegather.TypePrflx: 110, icegather.TypeSrflx: 100, icegather.TypeRelay: 0}
+	rank := []string{icegather.TypeHost, icegather.TypeSrflx, icegather.TypeRelay}
+	lowest, highest := map[string]uint32{}, map[string]uint32{}
+	for _, c := range cs {
+		want, ok := typePref[c.Type]
+		switch {
+		case !ok:
+			t.Errorf("candidate %+v: unknown type", c)
+		case c.Protocol == "udp" && c.TypePreference != want, c.TypePreference > want:
+			t.Errorf("candidate %+v: type preference %d, want %d for %s", c, c.TypePreference, want, c.Type)
+		}
+		if c.Component != 1 || c.ComponentPreference != 255 {
+			t.Errorf("candidate %+v: component %d with preference %d, want 1 with 255", c, c.Component, c.ComponentPreference)
+		}
+		if c.Priority == 0 {
+			t.Errorf("candidate %+v: zero priority", c)
+		}
+		if c.Protocol != "udp" {
+			continue
+		}
+		if l, ok := lowest[c.Type]; !ok || c.Priority < l {
+			lowest[c.Type] = c.Priority
+		}
+		highest[c.Type] = max(highest[c.Type], c.Priority)
+	}
+	for i, above := range rank {
+		for _, below := range rank[i+1:] {
+			l, okA := lowest[above]
+			h, okB := highest[below]
+			if okA && okB && l <= h {
+				t.Errorf("a UDP %s candidate (priority %d) does not rank above every UDP %s one (up to %d)", above, l, below, h)
+			}
 		}
 	}
 }

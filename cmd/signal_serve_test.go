@@ -29,6 +29,8 @@ type signalServe struct {
 	cancel context.CancelFunc
 	lines  chan string
 	exit   chan int
+	// done is closed once Run has returned.
+	done   chan struct{}
 	errOut *lockedBuffer
 }
 
@@ -38,8 +40,9 @@ func startSignalServe(t *testing.T, args ...string) (*signalServe, SignalServeEv
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	ss := &signalServe{t: t, cancel: cancel, lines: make(chan string, 8), exit: make(chan int, 1), errOut: &lockedBuffer{}}
+	ss := &signalServe{t: t, cancel: cancel, lines: make(chan string, 8), exit: make(chan int, 1), done: make(chan struct{}), errOut: &lockedBuffer{}}
 	go func() {
+		defer close(ss.done)
 		code := Run(ctx, Streams{In: strings.NewReader(""), Out: pw, ErrOut: ss.errOut},
 			append([]string{"--json", "signal", "serve"}, args...))
 		_ = pw.Close()
@@ -55,6 +58,11 @@ func startSignalServe(t *testing.T, args ...string) (*signalServe, SignalServeEv
 	t.Cleanup(func() {
 		cancel()
 		_ = pr.Close()
+		select {
+		case <-ss.done:
+		case <-time.After(signalServeWait):
+			t.Errorf("rtckit signal serve did not return within %s of cancel", signalServeWait)
+		}
 	})
 	ev := ss.next()
 	if ev.Event != "listening" {
@@ -118,8 +126,16 @@ func readMessage(t *testing.T, ws *websocket.Conn) rtcsignal.Message {
 	return m
 }
 
+// verifyNoLeaks checks for leaked goroutines after the test and all its
+// cleanups: registered first, its cleanup runs last.
+func verifyNoLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
 func TestSignalServe(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	ss, ev := startSignalServe(t, "--listen", "127.0.0.1:0", "--turn-embedded", "--turn-port", "0",
 		"--stun", "stun:127.0.0.1:3478")
 	if ev.TLS || ev.TokenRequired || ev.TURN == nil || !ev.TURN.UDP.IsValid() {
@@ -184,7 +200,7 @@ func TestSignalServe(t *testing.T) {
 }
 
 func TestSignalServeTLS(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	ss, ev := startSignalServe(t, "--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--token", "tok")
 	if !ev.TLS || !ev.TokenRequired || !strings.HasPrefix(ev.WebSocket, "wss://") {
@@ -311,7 +327,7 @@ func readUntil(t *testing.T, ws *websocket.Conn, typ string, ok func(rtcsignal.M
 }
 
 func TestSignalServeCluster(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	natsURL, stopNATS := startTestNATS(t)
 	defer stopNATS()
 	one, ev1 := startSignalServe(t, "--listen", "127.0.0.1:0", "--cluster", natsURL, "--cluster-name", "cmdtest")

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/pion/turn/v5"
-	"go.uber.org/goleak"
 
 	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/turnserver"
@@ -39,6 +38,8 @@ type turnServe struct {
 	cancel context.CancelFunc
 	lines  chan string
 	exit   chan int
+	// done is closed once Run has returned.
+	done   chan struct{}
 	errOut *lockedBuffer
 }
 
@@ -48,8 +49,9 @@ func startTurnServe(t *testing.T, args ...string) (*turnServe, TurnServeEvent) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	ts := &turnServe{t: t, cancel: cancel, lines: make(chan string, 8), exit: make(chan int, 1), errOut: &lockedBuffer{}}
+	ts := &turnServe{t: t, cancel: cancel, lines: make(chan string, 8), exit: make(chan int, 1), done: make(chan struct{}), errOut: &lockedBuffer{}}
 	go func() {
+		defer close(ts.done)
 		code := Run(ctx, Streams{In: strings.NewReader(""), Out: pw, ErrOut: ts.errOut},
 			append([]string{"--json", "turn", "serve"}, args...))
 		_ = pw.Close()
@@ -65,6 +67,11 @@ func startTurnServe(t *testing.T, args ...string) (*turnServe, TurnServeEvent) {
 	t.Cleanup(func() {
 		cancel()
 		_ = pr.Close()
+		select {
+		case <-ts.done:
+		case <-time.After(turnServeWait):
+			t.Errorf("rtckit turn serve did not return within %s of cancel", turnServeWait)
+		}
 	})
 	ev := ts.next()
 	if ev.Event != "listening" {
@@ -146,7 +153,7 @@ func allocateUDP(t *testing.T, server netip.AddrPort, user, pass string) netip.A
 }
 
 func TestTurnServeJSON(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 
 	ts, ev := startTurnServe(t, "--port", "0", "--user", "alice:wonderland", "--min-port", "0", "--max-port", "0")
 	lo := netip.MustParseAddr("127.0.0.1")

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -179,15 +179,43 @@ func checkHealthyReport(t *testing.T, who string, code int, rep *call.Report, st
 	}
 }
 
-// ffprobeOK runs ffprobe on a recording and returns its stream summary.
+// ffprobeOK runs ffprobe on a recording, fails the test unless it has a
+// stream and every stream has packets that decode to frames, and returns one
+// "codec,frames" line per stream.
 func ffprobeOK(t *testing.T, path string) string {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-count_frames",
-		"-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	cmd := exec.CommandContext(t.Context(), "ffprobe", "-v", "error", "-count_packets", "-count_frames",
+		"-show_entries", "stream=codec_name,nb_read_packets,nb_read_frames", "-of", "json", path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v: %s", path, err, out)
+		t.Fatalf("ffprobe %s: %v: %s", path, err, stderr.String())
 	}
-	return strings.TrimSpace(string(out))
+	var probe struct {
+		Streams []struct {
+			Codec   string `json:"codec_name"`
+			Packets string `json:"nb_read_packets"`
+			Frames  string `json:"nb_read_frames"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &probe); err != nil {
+		t.Fatalf("ffprobe %s: decode %q: %v", path, out, err)
+	}
+	if len(probe.Streams) == 0 {
+		t.Fatalf("ffprobe %s: no stream; stderr: %s", path, stderr.String())
+	}
+	lines := make([]string, 0, len(probe.Streams))
+	for _, s := range probe.Streams {
+		packets, perr := strconv.Atoi(s.Packets)
+		frames, ferr := strconv.Atoi(s.Frames)
+		if perr != nil || ferr != nil || packets == 0 || frames == 0 {
+			t.Fatalf("ffprobe %s: %s stream with %q packets and %q frames, want some of each; stderr: %s",
+				path, s.Codec, s.Packets, s.Frames, stderr.String())
+		}
+		lines = append(lines, s.Codec+","+s.Frames)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestCallCLIToCLI calls one rtckit from another through `signal serve`:
@@ -224,56 +252,45 @@ func TestCallCLIToCLI(t *testing.T) {
 	}
 }
 
+// tokenWait bounds the wait for a call's token line.
+const tokenWait = 15 * time.Second
+
+// tokenLine waits for the first stdout line of r, a call in token mode, and
+// checks it is a token.
+func tokenLine(t *testing.T, r *callRun, who string) string {
+	t.Helper()
+	var line string
+	waitUntil(t, tokenWait, who+"'s token", func() bool {
+		l, _, ok := strings.Cut(r.stdout.String(), "\n")
+		line = l
+		return ok
+	})
+	if !strings.HasPrefix(line, call.TokenPrefix) {
+		t.Fatalf("%s: token %q; stderr %s", who, line, r.stderr.String())
+	}
+	return line
+}
+
 // TestCallToken connects two rtckit processes without a server: the
 // offer token goes to --accept, the answer token back on stdin.
 func TestCallToken(t *testing.T) {
-	offer := exec.CommandContext(t.Context(), rtckitBin, "--json", "call", "--offer", "--include-loopback", "--duration", "2s", "--verify")
-	stdin, err := offer.StdinPipe()
+	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
+	cmd := rtckit(ctx, "--json", "call", "--offer", "--include-loopback", "--duration", "2s", "--verify")
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	stdout, err := offer.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var offerErr bytes.Buffer
-	offer.Stderr = &offerErr
-	if err := offer.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = offer.Process.Kill(); _ = offer.Wait() }()
-	rd := bufio.NewReader(stdout)
-	token, err := rd.ReadString('\n')
-	if err != nil || !strings.HasPrefix(token, call.TokenPrefix) {
-		t.Fatalf("offer token %q, %v; stderr %s", token, err, offerErr.String())
-	}
-	t.Logf("offer token: %d characters", len(strings.TrimSpace(token)))
-	accept := startCall(t, "--accept", strings.TrimSpace(token), "--include-loopback", "--verify")
-	var answer string
-	waitUntil(t, 15*time.Second, "the answer token", func() bool {
-		line, _, ok := strings.Cut(accept.stdout.String(), "\n")
-		answer = line
-		return ok
-	})
-	if !strings.HasPrefix(answer, call.TokenPrefix) {
-		t.Fatalf("answer token %q; stderr %s", answer, accept.stderr.String())
-	}
+	offer := startCallCmd(t, cmd, cancel)
+	token := tokenLine(t, offer, "offer")
+	t.Logf("offer token: %d characters", len(token))
+	accept := startCall(t, "--accept", token, "--include-loopback", "--verify")
+	answer := tokenLine(t, accept, "accept")
 	if _, err := stdin.Write([]byte(answer + "\n")); err != nil {
-		t.Fatal(err)
+		t.Fatalf("writing the answer token: %v; stderr %s", err, offer.stderr.String())
 	}
-	var report bytes.Buffer
-	_, _ = report.ReadFrom(rd)
-	werr := offer.Wait()
-	var rep call.Report
-	if err := json.Unmarshal(report.Bytes(), &rep); err != nil {
-		t.Fatalf("offer report %q: %v (exit %v) stderr %s", report.String(), err, werr, offerErr.String())
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(werr, &ee) {
-		code = ee.ExitCode()
-	}
-	checkHealthyReport(t, "offer", code, &rep, offerErr.String())
+	code, rep := offer.wait(t)
+	checkHealthyReport(t, "offer", code, rep, offer.stderr.String())
 	acode, arep := accept.wait(t)
 	checkHealthyReport(t, "accept", acode, arep, accept.stderr.String())
 	if arep.EndReason != call.EndPeerHungUp || arep.Mode != "token" {

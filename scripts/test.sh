@@ -123,14 +123,22 @@ step "camera build (tag mediadevices) and the pure-Go default build"
 CGO_ENABLED=0 go build -o /dev/null . || die "the default build must not need cgo"
 go vet -tags mediadevices ./... || die "go vet -tags mediadevices failed"
 go test -race -count=1 -tags mediadevices ./call/capture/ || die "go test -tags mediadevices ./call/capture failed"
-go test -race -count=1 -tags mediadevices -run 'TestCallCapture' ./e2e/ || die "the mediadevices call test failed"
+# go test passes when -run matches no test: -v shows that one ran.
+if ! capture_out=$(go test -race -count=1 -tags mediadevices -run 'TestCallCapture' -v ./e2e/ 2>&1); then
+	printf '%s\n' "$capture_out"
+	die "the mediadevices call test failed"
+fi
+printf '%s\n' "$capture_out"
+grep -q '^--- PASS: TestCallCapture' <<<"$capture_out" ||
+	die "go test -run TestCallCapture ./e2e/ passed no test; was it renamed?"
 
 step "fuzz (FUZZTIME=$FUZZTIME)"
 if [[ $FUZZTIME == 0 || $FUZZTIME == 0s ]]; then
 	say "fuzzing skipped"
 else
-	mapfile -t targets < <(fuzz_targets)
-	((${#targets[@]} > 0)) || say "no fuzz targets found"
+	fuzz_list=$(fuzz_targets) || die "listing the fuzz targets failed"
+	[[ -n $fuzz_list ]] || die "no fuzz targets found"
+	mapfile -t targets <<<"$fuzz_list"
 	for target in "${targets[@]}"; do
 		read -r dir name <<<"$target"
 		corpus="./$dir/testdata/fuzz/$name"

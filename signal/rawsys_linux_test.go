@@ -14,8 +14,12 @@ func TestRawSyscalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	defer func() {
+		if fds[0] >= 0 { // closed early by the test
+			_ = unix.Close(fds[0])
+		}
+		_ = unix.Close(fds[1])
+	}()
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +50,7 @@ func TestRawSyscalls(t *testing.T) {
 		t.Fatalf("empty write: %d, %v", n, err)
 	}
 	_ = unix.Close(fds[0])
+	fds[0] = -1
 	if n, err := rawRead(fds[1], buf); n != 0 || err != nil {
 		t.Fatalf("read after the peer closed: %d, %v; want end of stream", n, err)
 	}

@@ -215,16 +215,30 @@ func TestSlowConsumerDropped(t *testing.T) {
 	// only the slow one falls behind however fast the hub relays.
 	const window = 8
 	acks := make(chan struct{}, n)
+	// The sender is stopped and joined before the server shuts down.
+	sendCtx, stopSending := context.WithCancel(context.Background())
+	sent := make(chan struct{})
+	defer func() {
+		stopSending()
+		select {
+		case <-sent:
+		case <-time.After(waitTimeout):
+			t.Error("the sender goroutine did not return")
+		}
+	}()
 	go func() {
+		defer close(sent)
 		for i := range n {
 			if i >= window {
 				select {
 				case <-acks:
+				case <-sendCtx.Done():
+					return
 				case <-time.After(waitTimeout):
 					return
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			ctx, cancel := context.WithTimeout(sendCtx, waitTimeout)
 			err := sender.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"video-offer","sdp":{"type":"offer","sdp":"`+text+`"}}`))
 			cancel()
 			if err != nil {

@@ -72,7 +72,11 @@ func connect(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
 		if err := pc.SetLocalDescription(sd); err != nil {
 			t.Fatal(err)
 		}
-		<-gathered
+		select {
+		case <-gathered:
+		case <-time.After(loopbackTimeout):
+			t.Fatal("ICE gathering did not complete")
+		}
 	}
 	offer, err := offerer.CreateOffer(nil)
 	if err != nil {
