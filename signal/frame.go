@@ -250,3 +250,15 @@ func (f *frameParser) data(op byte, fin bool, p []byte, sink frameSink) {
 	}
 	sink.message(msg)
 }
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 7.4): the defined codes other than those that must never be
+// sent (1004–1006, 1015), and the ranges for libraries and applications.
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	default:
+		return code >= 3000 && code <= 4999
+	}
+}

@@ -291,15 +291,22 @@ func (c *Client) Disconnect() {
 func (c *Client) Handle(data []byte) {
 	h := c.hub
 	h.messages.Add(1)
-	if c.limiter != nil && !c.limiter.Allow() {
-		if !c.limited {
-			c.limited = true
-			c.reply(Message{Type: TypeError, Code: CodeRateLimited, Ref: peekType(data),
-				Message: "too many messages; messages are dropped until the rate falls"})
+	if c.limiter != nil {
+		if !c.limiter.Allow() {
+			h.cfg.Metrics.message(rateLimitedType)
+			if !c.limited {
+				c.limited = true
+				c.reply(Message{Type: TypeError, Code: CodeRateLimited, Ref: peekType(data),
+					Message: "too many messages; messages are dropped until the rate falls"})
+			}
+			return
 		}
-		return
+		// A flood ends when half the burst has come back; a client
+		// that keeps sending faster than the rate gets one error.
+		if c.limited && c.limiter.Tokens() >= float64(h.cfg.Burst)/2 {
+			c.limited = false
+		}
 	}
-	c.limited = false
 	first := !c.gotFirst
 	c.gotFirst = true
 	if len(data) <= h.cfg.MaxMessageSize {
@@ -371,7 +378,7 @@ func (h *Hub) sendRawLocked(c *Client, data []byte) {
 	if !c.conn.Send(data) {
 		c.dropped = true
 		h.drops++
-		h.cfg.Metrics.dropped("slow-consumer")
+		h.cfg.Metrics.dropped(dropSlowConsumer)
 		h.log.Info("dropping slow client", "id", c.id)
 		c.conn.Close(StatusPolicyViolation, "send queue full")
 	}
@@ -384,6 +391,9 @@ func (h *Hub) register(c *Client, m Message) {
 	want := SanitizeName(m.Name)
 	s := c.sess
 	if s != nil && s.name == want {
+		if want != m.Name {
+			h.sendLocked(c, Message{Type: TypeRejectUsername, ID: c.id, Name: want})
+		}
 		h.userListChangedLocked()
 		return
 	}
@@ -416,7 +426,7 @@ func (h *Hub) freeNameLocked(want string, s *session) string {
 	name := want
 	for i := 1; (h.byName[name] != nil && h.byName[name] != s) || h.takenRemotelyLocked(name); i++ {
 		suffix := strconv.Itoa(i)
-		name = truncate(want, MaxNameLen-len(suffix)) + suffix
+		name = truncateRunes(want, MaxNameLen-len(suffix)) + suffix
 	}
 	return name
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 )
 
@@ -397,4 +399,94 @@ func TestHubBus(t *testing.T) {
 	}
 	a.Shutdown("done")
 	b.Shutdown("done")
+}
+
+// TestHubRateLimitedOncePerFlood: a client that keeps sending faster than
+// its rate gets one rate-limited error, not one per refilled token; after
+// it calmed down, a new flood gets a new one.
+func TestHubRateLimitedOncePerFlood(t *testing.T) {
+	h := NewHub(HubConfig{Rate: 20, Burst: 40})
+	c, f := join(t, h, "flood", 1024)
+	f.until(t, TypeUserList)
+	ping := `{"type":"ping","ts":1}`
+	errs := func() int {
+		n := 0
+		for {
+			select {
+			case b := <-f.q:
+				if strings.Contains(string(b), CodeRateLimited) {
+					n++
+				}
+			default:
+				return n
+			}
+		}
+	}
+	for range 100 { // the burst, then the flood
+		send(c, ping)
+	}
+	for range 60 { // 100 messages/s against 20/s: a token now and then
+		time.Sleep(10 * time.Millisecond)
+		send(c, ping)
+	}
+	if n := errs(); n != 1 {
+		t.Fatalf("%d rate-limited errors for one flood, want 1", n)
+	}
+	time.Sleep(1500 * time.Millisecond) // more than half the burst comes back
+	for range 100 {
+		send(c, ping)
+	}
+	if n := errs(); n != 1 {
+		t.Fatalf("%d rate-limited errors for the second flood, want 1", n)
+	}
+}
+
+// TestHubNames: a rename that cleans up to the current name is still
+// answered with the name held, and a numbered name is cut by characters.
+func TestHubNames(t *testing.T) {
+	h := NewHub(HubConfig{})
+	c, f := join(t, h, "zed", 64)
+	f.until(t, TypeUserList)
+	send(c, `{"type":"username","name":" zed"}`)
+	if m := f.next(t); m.Type != TypeRejectUsername || m.Name != "zed" {
+		t.Fatalf("got %+v, want rejectusername zed", m)
+	}
+	long := strings.Repeat("é", MaxNameLen)
+	_, f1 := join(t, h, long, 64)
+	f1.until(t, TypeUserList)
+	_, f2 := join(t, h, long, 64)
+	want := strings.Repeat("é", MaxNameLen-1) + "1"
+	if m := f2.until(t, TypeRejectUsername); m.Name != want {
+		t.Fatalf("second %d×é got %q, want %q", MaxNameLen, m.Name, want)
+	}
+}
+
+// TestHubUsersGaugeAfterExpiry: the users gauge drops a user whose resume
+// grace period ended.
+func TestHubUsersGaugeAfterExpiry(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHub(HubConfig{Metrics: m, ResumeGrace: 20 * time.Millisecond})
+	c, f := join(t, h, "alice", 64)
+	f.until(t, TypeUserList)
+	users := func() float64 {
+		var d dto.Metric
+		if err := m.users.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetGauge().GetValue()
+	}
+	if got := users(); got != 1 {
+		t.Fatalf("users %v, want 1", got)
+	}
+	c.Disconnect()
+	deadline := time.Now().Add(waitTimeout)
+	for users() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("users %v after the grace period, want 0", users())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

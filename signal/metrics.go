@@ -2,6 +2,21 @@ package signal
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// Label values of the counters.
+const (
+	// rateLimitedType counts messages dropped over the rate limit,
+	// whatever their type.
+	rateLimitedType = "rate-limited"
+
+	dropSlowConsumer = "slow-consumer"
+	dropTooLarge     = "too-large"
+
+	rejectOrigin       = "origin"
+	rejectToken        = "token"
+	rejectFull         = "full"
+	rejectShuttingDown = "shutting-down"
+)
+
 // Metrics are the hub's and server's Prometheus collectors. A nil *Metrics
 // records nothing.
 type Metrics struct {
@@ -30,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "rtckit_signal_connections_total", Help: "WebSocket connections accepted.",
 		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtckit_signal_messages_total", Help: "Client messages received, by type (invalid: not decodable).",
+			Name: "rtckit_signal_messages_total", Help: "Client messages received, by type (invalid: not decodable; rate-limited: dropped over the rate limit).",
 		}, []string{"type"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtckit_signal_errors_total", Help: "Error messages sent to clients, by code.",
@@ -47,9 +62,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	m.byType = map[string]prometheus.Counter{"invalid": m.messages.WithLabelValues("invalid")}
+	m.byType = map[string]prometheus.Counter{
+		"invalid":       m.messages.WithLabelValues("invalid"),
+		rateLimitedType: m.messages.WithLabelValues(rateLimitedType),
+	}
 	for typ := range clientTypes {
 		m.byType[typ] = m.messages.WithLabelValues(typ)
+	}
+	// Every reason shows from the start, at 0, rather than after its
+	// first event.
+	for _, reason := range []string{dropSlowConsumer, dropTooLarge} {
+		m.drops.WithLabelValues(reason)
+	}
+	for _, reason := range []string{rejectOrigin, rejectToken, rejectFull, rejectShuttingDown} {
+		m.rejected.WithLabelValues(reason)
 	}
 	return m, nil
 }

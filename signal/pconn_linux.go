@@ -6,8 +6,11 @@ package signal
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pconn is a Conn served by a poller. Fields without a comment belong to
@@ -33,6 +36,7 @@ type pconn struct {
 	closeAfterFlush bool // close the socket once out is written
 	closeDeadline   time.Time
 	pingSent        time.Time
+	pongQueued      bool // a pong waits in out: later pings get none until it is written
 }
 
 // newPconn returns a connection for socket fd; in holds bytes the client
@@ -45,7 +49,19 @@ func newPconn(p *poller, fd int, in []byte, limit int) *pconn {
 // the connection is closing.
 func (c *pconn) Send(msg []byte) bool {
 	c.mu.Lock()
-	if c.closeSent || c.fd < 0 || c.queued >= c.p.s.cfg.SendQueue {
+	if c.closeSent || c.fd < 0 {
+		c.mu.Unlock()
+		return false
+	}
+	if c.queued >= c.p.s.cfg.SendQueue && !c.waitOut {
+		// The loop writes once per turn; a burst fanned in from many
+		// senders within one turn fills the queue of a client that
+		// reads all the time. Write it now: only a client whose socket
+		// stops taking data is slow. A failed write closes c at the
+		// loop's next flush.
+		_ = c.writeOutLocked()
+	}
+	if c.queued >= c.p.s.cfg.SendQueue {
 		c.mu.Unlock()
 		return false
 	}
@@ -116,7 +132,34 @@ func (c *pconn) releaseOutLocked() {
 		b := c.out[:0]
 		sendBuffers.Put(&b)
 	}
-	c.out, c.queued, c.partial = nil, 0, 0
+	c.out, c.queued, c.partial, c.pongQueued = nil, 0, 0, false
+}
+
+// writeOutLocked writes as much of out as the socket takes, and watches
+// for writability when it took less; false when the write failed.
+func (c *pconn) writeOutLocked() bool {
+	n, err := rawWrite(c.fd, c.out)
+	switch {
+	case n == len(c.out):
+		c.releaseOutLocked()
+		c.blockedSince = time.Time{}
+		if c.waitOut {
+			c.waitOut = false
+			c.p.watch(c, false)
+		}
+	case n >= 0 || errors.Is(err, unix.EAGAIN):
+		c.wroteLocked(max(n, 0))
+		if n > 0 || c.blockedSince.IsZero() {
+			c.blockedSince = time.Now() // the write timeout counts from the last progress
+		}
+		if !c.waitOut {
+			c.waitOut = true
+			c.p.watch(c, true)
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // wroteLocked drops the first n bytes of out, which the socket took. Like
@@ -143,9 +186,13 @@ func (c *pconn) clientID() int64 {
 	return c.client.ID()
 }
 
-// message hands a client message to the hub.
+// message hands a client message to the hub, unless a close frame
+// already went either way: what follows a close is not a message.
 func (c *pconn) message(p []byte) {
-	if c.client != nil {
+	c.mu.Lock()
+	closing := c.closeSent
+	c.mu.Unlock()
+	if c.client != nil && !closing {
 		c.client.Handle(p)
 	}
 }
@@ -162,8 +209,12 @@ func (c *pconn) control(op byte, p []byte) {
 	c.mu.Lock()
 	switch op {
 	case opPing:
-		if !c.closeSent {
+		// RFC 6455 lets a pong answer several pings: one queued pong
+		// at a time keeps a client that pings without reading from
+		// growing out.
+		if !c.closeSent && !c.pongQueued {
 			c.queueLocked(opPong, p)
+			c.pongQueued = true
 		}
 	case opPong:
 		c.pingSent = time.Time{}
@@ -178,6 +229,9 @@ func (c *pconn) control(op byte, p []byte) {
 		code := statusNoStatus
 		if len(p) >= 2 {
 			code = int(binary.BigEndian.Uint16(p))
+		}
+		if len(p) == 1 || (len(p) >= 2 && !validCloseCode(code)) {
+			code = statusProtocolError // RFC 6455 7.4: not a code to echo
 		}
 		c.closeSent, c.closeAfterFlush = true, true
 		c.queueLocked(opClose, appendCloseCode(code))

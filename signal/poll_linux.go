@@ -295,7 +295,7 @@ func (p *poller) consume(c *pconn, data []byte) {
 	used, perr := c.parser.parse(data, c)
 	if perr != nil {
 		if perr.code == statusMessageTooBig {
-			p.s.metrics.dropped("too-large")
+			p.s.metrics.dropped(dropTooLarge)
 		}
 		c.in = nil
 		c.closeNow(perr.code, perr.reason)
@@ -320,30 +320,7 @@ func (p *poller) flush(c *pconn) {
 		c.mu.Unlock()
 		return
 	}
-	var failed bool
-	if len(c.out) > 0 {
-		n, err := rawWrite(c.fd, c.out)
-		switch {
-		case n == len(c.out):
-			c.releaseOutLocked()
-			c.blockedSince = time.Time{}
-			if c.waitOut {
-				c.waitOut = false
-				p.watch(c, false)
-			}
-		case n >= 0 || errors.Is(err, unix.EAGAIN):
-			c.wroteLocked(max(n, 0))
-			if n > 0 || c.blockedSince.IsZero() {
-				c.blockedSince = time.Now() // the write timeout counts from the last progress
-			}
-			if !c.waitOut {
-				c.waitOut = true
-				p.watch(c, true)
-			}
-		default:
-			failed = true
-		}
-	}
+	failed := len(c.out) > 0 && !c.writeOutLocked()
 	done := failed || (len(c.out) == 0 && c.closeAfterFlush)
 	if !done && len(c.out) == 0 && c.closeSent && c.closeDeadline.IsZero() {
 		c.closeDeadline = time.Now().Add(closeHandshakeTimeout)

@@ -246,6 +246,17 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
+// truncateRunes returns s cut to at most n runes.
+func truncateRunes(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i]
+		}
+		n--
+	}
+	return s
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -302,18 +302,18 @@ func (s *Server) refuse(w http.ResponseWriter, status int, reason, text string) 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if !s.originAllowed(r) {
 		s.log.Info("websocket refused", "reason", "origin", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
-		s.refuse(w, http.StatusForbidden, "origin", "origin not allowed")
+		s.refuse(w, http.StatusForbidden, rejectOrigin, "origin not allowed")
 		return
 	}
 	if !s.tokenAllowed(r) {
 		s.log.Info("websocket refused", "reason", "token", "remote", r.RemoteAddr)
-		s.refuse(w, http.StatusUnauthorized, "token", "missing or invalid access token")
+		s.refuse(w, http.StatusUnauthorized, rejectToken, "missing or invalid access token")
 		return
 	}
 	if err := s.hub.Reserve(); err != nil {
-		reason := "full"
+		reason := rejectFull
 		if errors.Is(err, ErrClosed) {
-			reason = "shutting-down"
+			reason = rejectShuttingDown
 		}
 		s.refuse(w, http.StatusServiceUnavailable, reason, err.Error())
 		return
@@ -376,7 +376,7 @@ func (s *Server) readLoop(ctx context.Context, ws *websocket.Conn, client *Clien
 		}
 		if len(data) > limit {
 			if _, err := io.Copy(io.Discard, r); err != nil {
-				s.metrics.dropped("too-large")
+				s.metrics.dropped(dropTooLarge)
 				return
 			}
 			client.TooLarge(limit)

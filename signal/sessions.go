@@ -123,6 +123,7 @@ func (h *Hub) removeSessionLocked(s *session) {
 		delete(h.byName, s.name)
 	}
 	delete(h.byToken, s.token)
+	h.cfg.Metrics.setUsers(len(h.byName))
 }
 
 // newToken returns a random resume token.
