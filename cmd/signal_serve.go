@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -163,6 +164,9 @@ Without it the hub is alone and needs no other service.`,
   rtckit signal serve --listen 0.0.0.0:8080 --cluster nats://nats.internal:4222 --cluster-name prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("turn-port") && !opts.TURNEmbedded {
+				return usageError(errors.New("--turn-port needs --turn-embedded"))
+			}
 			if err := opts.validate(); err != nil {
 				return usageError(err)
 			}
@@ -203,10 +207,33 @@ Without it the hub is alone and needs no other service.`,
 	return c
 }
 
+// minMaxMessageSize is the smallest --max-message-size: any lower and
+// browsers' offers could never pass.
+const minMaxMessageSize = 4 << 10
+
 // validate checks the flags that need more than their type.
 func (o *SignalServeOptions) validate() error {
-	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+	_, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
 		return fmt.Errorf("--listen: %q is not host:port", o.Listen)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("--listen: port %q: not a port number (0–65535) or service name", port)
+	}
+	if o.TURNPort < 0 || o.TURNPort > 65535 {
+		return fmt.Errorf("--turn-port: %d is not a port number (0–65535)", o.TURNPort)
+	}
+	if math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0) {
+		return fmt.Errorf("--rate: %v is not a rate", o.Rate)
+	}
+	if o.MaxMessageSize < minMaxMessageSize {
+		return fmt.Errorf("--max-message-size must be at least %d bytes (an offer's SDP alone is larger)", minMaxMessageSize)
+	}
+	if len(o.ICE.TURN) == 0 && (o.ICE.TURNSecret != "" || o.ICE.TURNUser != "" || o.ICE.TURNPass != "") {
+		return errors.New("--turn-secret, --turn-user and --turn-pass are credentials for --turn servers: give one")
+	}
+	if o.ICE.TURNSecret != "" && o.ICE.TURNTTL <= 0 {
+		return errors.New("--turn-ttl must be positive")
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

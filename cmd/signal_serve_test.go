@@ -247,6 +247,15 @@ func TestSignalServeUsage(t *testing.T) {
 		{"cluster not nats", []string{"--cluster", "http://127.0.0.1:4222"}},
 		{"cluster without host", []string{"--cluster", "nats://"}},
 		{"cluster name with a dot", []string{"--cluster", "nats://127.0.0.1:4222", "--cluster-name", "a.b"}},
+		{"port out of range", []string{"--listen", "127.0.0.1:99999"}},
+		{"negative port", []string{"--listen", ":-1"}},
+		{"rate not a number", []string{"--rate", "NaN"}},
+		{"infinite rate", []string{"--rate", "Inf"}},
+		{"tiny message size", []string{"--max-message-size", "10"}},
+		{"secret without turn", []string{"--turn-secret", "s"}},
+		{"zero ttl", []string{"--turn", "turn:example.net", "--turn-secret", "s", "--turn-ttl", "0"}},
+		{"turn-port without embedded", []string{"--turn-port", "3479"}},
+		{"turn-port out of range", []string{"--turn-embedded", "--turn-port", "70000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut strings.Builder
