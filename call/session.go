@@ -245,6 +245,12 @@ func (s *session) loop(ctx, callCtx context.Context) (string, error) {
 		case ev := <-s.ended:
 			return ev.reason, ev.err
 		case <-s.negotiationNeeded:
+			if !s.sig.Trickle() && (s.pc.LocalDescription() != nil || s.pc.RemoteDescription() != nil) {
+				// A token call negotiates once: what the offer left no
+				// room for (a track of a kind it did not offer) is not sent.
+				s.log.Warn("call: the token call's offer has no room for some of our media, which is not sent")
+				continue
+			}
 			if err := s.offer(callCtx, false); err != nil {
 				return EndFailed, err
 			}

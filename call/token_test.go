@@ -26,7 +26,20 @@ func (w lineWriter) Write(p []byte) (int, error) {
 const tokenTimeout = 10 * time.Second
 
 // TestTokenCall connects two sessions through tokens only.
-func TestTokenCall(t *testing.T) {
+func TestTokenCall(t *testing.T) { tokenCall(t, func(_, _ *Options) {}) }
+
+// TestTokenCallOfferWithoutAudio: the offer has no audio and the accepting
+// side has some; a token call cannot renegotiate, so the accepting side
+// sends its video only, and both end the call normally.
+func TestTokenCallOfferWithoutAudio(t *testing.T) {
+	tokenCall(t, func(caller, _ *Options) { caller.Media.NoAudio = true })
+}
+
+// tokenCall runs a verified token call, with change applied to the
+// caller's and the accepting side's options, and checks that both sides
+// end it cleanly.
+func tokenCall(t *testing.T, change func(caller, accepter *Options)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	answerIn, answerOut := io.Pipe()
@@ -55,6 +68,7 @@ func TestTokenCall(t *testing.T) {
 	opts.Verify = true
 	caller := opts
 	caller.Duration = 1500 * time.Millisecond
+	change(&caller, &opts)
 	go func() {
 		rep, err := Run(ctx, caller, Setup{Mode: "token", Caller: true}, offerSig, IO{})
 		_ = answerIn.Close() // writing the answer must not block once Run is over

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -113,8 +114,8 @@ Assertions (--expect-path, --max-setup, --max-loss, --min-bitrate,
 	a := &opts.Call.Assert
 	f.StringVar(&a.ExpectPath, "expect-path", "", "fail (exit 6) unless the selected path is relay or direct")
 	f.DurationVar(&a.MaxSetup, "max-setup", 0, "fail (exit 6) when offer → first frame takes longer")
-	f.Float64Var(&opts.MaxLossPercent, "max-loss", 0, "fail (exit 6) when more than this percentage of received packets was lost")
-	f.Float64Var(&opts.MinBitrateKbps, "min-bitrate", 0, "fail (exit 6) when the received bitrate is below this many kbit/s")
+	f.Float64Var(&opts.MaxLossPercent, "max-loss", 0, "fail (exit 6) when more than this percentage of received packets was lost (0: no check)")
+	f.Float64Var(&opts.MinBitrateKbps, "min-bitrate", 0, "fail (exit 6) when the received bitrate is below this many kbit/s (0: no check)")
 	f.IntVar(&a.MinFrames, "min-frames", 0, "fail (exit 6) when fewer video frames were received")
 	return c
 }
@@ -151,6 +152,9 @@ func (o *CallOptions) validate() error {
 	}
 	if o.Wait < 0 {
 		return fmt.Errorf("--wait must not be negative")
+	}
+	if math.IsNaN(o.MaxLossPercent) || math.IsNaN(o.MinBitrateKbps) || math.IsInf(o.MinBitrateKbps, 0) {
+		return fmt.Errorf("--max-loss and --min-bitrate must be numbers")
 	}
 	if o.MaxLossPercent < 0 || o.MaxLossPercent > 100 {
 		return fmt.Errorf("--max-loss is a percentage, 0 to 100")
@@ -273,9 +277,13 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 			hs, setup, err = call.CallOnHub(ctx, client, opts.To, opts.Wait)
 		}
 		if errors.Is(err, context.Canceled) {
-			// Interrupted before any call: a normal way to stop a bot.
-			fmt.Fprintln(g.streams.ErrOut, "rtckit: interrupted before a call")
-			return nil
+			if opts.Answer {
+				// Interrupted before any call: a normal way to stop a bot.
+				fmt.Fprintln(g.streams.ErrOut, "rtckit: interrupted before a call")
+				return nil
+			}
+			// A caller interrupted before its call connected made no call.
+			return fmt.Errorf("%w: interrupted before %q answered", call.ErrSetup, opts.To)
 		}
 		if err != nil {
 			return err

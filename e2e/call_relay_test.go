@@ -88,6 +88,8 @@ func TestCallBadInput(t *testing.T) {
 		{"not a media file", []string{"--offer", "--video", "/etc/hostname"}, 2, "hostname"},
 		{"bad assertion", []string{"--offer", "--expect-path", "sideways"}, 2, "expect-path"},
 		{"bad loss", []string{"--offer", "--max-loss", "120"}, 2, "percentage"},
+		{"loss not a number", []string{"--offer", "--max-loss", "NaN"}, 2, "must be numbers"},
+		{"bitrate not a number", []string{"--offer", "--min-bitrate", "NaN"}, 2, "must be numbers"},
 		{"send a directory", []string{"--offer", "--send", "/tmp"}, 2, "not a regular file"},
 	}
 	for _, tc := range cases {
