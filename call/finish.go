@@ -26,6 +26,9 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 	sent := s.media.sentStats()
 	path := s.selectedPath(stats)
 	if reason != EndPeerHungUp {
+		if s.isConnected() {
+			s.media.sayGoodbye()
+		}
 		s.data.sayBye()
 		ctx, stop := context.WithTimeout(context.Background(), finishTimeout)
 		sendErr := s.sig.Send(ctx, Signal{HangUp: true})

@@ -30,7 +30,7 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	// The peer's sender reports reach the interceptors only when read; the
 	// receiver reports we send then carry LSR/DLSR, which give the peer
 	// its RTT.
-	go drainReceiverRTCP(receiver)
+	go m.watchReceiverRTCP(receiver)
 	it := &inTrack{track: track, done: make(chan struct{})}
 	m.mu.Lock()
 	echo := m.echo[track.Kind()]
@@ -71,12 +71,42 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	}()
 }
 
-// drainReceiverRTCP reads a receiver's RTCP until it closes.
-func drainReceiverRTCP(r *webrtc.RTPReceiver) {
+// watchReceiverRTCP reads a receiver's RTCP until it closes. The peer's
+// RTCP BYE (RFC 3550 6.6, sent by sayGoodbye) ends the call as its
+// hang-up, also when neither the hub nor a data channel carried it.
+func (m *mediaSet) watchReceiverRTCP(r *webrtc.RTPReceiver) {
 	for {
-		if _, _, err := r.ReadRTCP(); err != nil {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
 			return
 		}
+		for _, p := range pkts {
+			if _, bye := p.(*rtcp.Goodbye); bye && m.s.isConnected() {
+				m.s.endCall(EndPeerHungUp, nil)
+			}
+		}
+	}
+}
+
+// sayGoodbye sends an RTCP BYE for the sources we send: the peer's sign
+// that the call ended when the hub is gone and no data channel is open.
+func (m *mediaSet) sayGoodbye() {
+	var ssrcs []uint32
+	for _, snd := range m.s.pc.GetSenders() {
+		if snd.Track() == nil {
+			continue
+		}
+		for _, e := range snd.GetParameters().Encodings {
+			ssrcs = append(ssrcs, uint32(e.SSRC))
+		}
+	}
+	if len(ssrcs) == 0 {
+		return
+	}
+	// A compound packet starts with a report (RFC 3550 6.1).
+	bye := []rtcp.Packet{&rtcp.ReceiverReport{SSRC: ssrcs[0]}, &rtcp.Goodbye{Sources: ssrcs}}
+	if err := m.s.pc.WriteRTCP(bye); err != nil {
+		m.s.log.Debug("call: sending RTCP BYE", "err", err)
 	}
 }
 

@@ -200,3 +200,48 @@ func TestPreparedAnswerer(t *testing.T) {
 		t.Errorf("second Run: %v, want ErrUsage", err)
 	}
 }
+
+// lostHangUps is a signaler whose hang-up never arrives, like a hub that
+// died during the call.
+type lostHangUps struct{ *pipeSignaler }
+
+func (l lostHangUps) Send(ctx context.Context, s Signal) error {
+	if s.HangUp {
+		return nil
+	}
+	return l.pipeSignaler.Send(ctx, s)
+}
+
+// TestHangUpWithoutSignaling: a media-only call (no data channel, so no
+// SCTP) whose hang-up message is lost still ends at once on the answering
+// side: the caller's RTCP BYE says it left.
+func TestHangUpWithoutSignaling(t *testing.T) {
+	a, b := newPipe(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(ctx, loopbackOptions(), Setup{Mode: "test", Self: "bob", Peer: "alice", Polite: true}, b, IO{})
+		done <- result{rep, err}
+	}()
+	caller := loopbackOptions()
+	caller.Duration = time.Second
+	crep, cerr := Run(ctx, caller, Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, lostHangUps{a}, IO{})
+	if cerr != nil {
+		t.Fatalf("caller: %v", cerr)
+	}
+	if crep.EndReason != EndDuration {
+		t.Errorf("caller ended %q, want %q", crep.EndReason, EndDuration)
+	}
+	r := <-done
+	if r.rep == nil {
+		t.Fatalf("answerer: no report: %v", r.err)
+	}
+	if r.err != nil || r.rep.EndReason != EndPeerHungUp {
+		t.Fatalf("answerer ended %q (%v), want %q", r.rep.EndReason, r.err, EndPeerHungUp)
+	}
+}
