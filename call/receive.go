@@ -33,10 +33,18 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	go m.watchReceiverRTCP(receiver)
 	it := &inTrack{track: track, done: make(chan struct{})}
 	m.mu.Lock()
+	if m.closed {
+		// pion runs OnTrack on a goroutine of its own, which may come
+		// after the call ended: nothing more is read or recorded.
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(1) // before close's Wait, which follows closed
 	echo := m.echo[track.Kind()]
 	m.in = append(m.in, it)
 	m.mu.Unlock()
 	if echo != nil {
+		m.wg.Done()
 		go m.echoTrack(it, echo)
 		return
 	}
@@ -49,13 +57,15 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	}
 	recv, err := media.NewReceiver(track, opts)
 	if err != nil {
+		m.mu.Lock()
 		it.err = err
+		m.mu.Unlock()
 		close(it.done)
+		m.wg.Done()
 		s.endCall(EndFailed, err)
 		return
 	}
 	it.recv = recv
-	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer close(it.done)

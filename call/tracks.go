@@ -25,7 +25,10 @@ type mediaSet struct {
 	verifier *media.Verifier
 	// echo maps a kind to the local track received media is sent back on.
 	echo map[webrtc.RTPCodecType]*webrtc.TrackLocalStaticRTP
-	wg   sync.WaitGroup
+	// closed (guarded by mu) turns away tracks that arrive after close;
+	// wg counts the received tracks' readers.
+	closed bool
+	wg     sync.WaitGroup
 	// captured are the senders of live capture tracks; stopCapture
 	// releases the devices.
 	captured    []capturedTrack
@@ -274,6 +277,9 @@ func (m *mediaSet) startSending(ctx context.Context) {
 
 // close stops everything and releases the sources.
 func (m *mediaSet) close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.wg.Wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
