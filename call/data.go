@@ -34,6 +34,13 @@ type dataSet struct {
 
 func newDataSet(s *session) *dataSet { return &dataSet{s: s, sendsDone: make(chan struct{})} }
 
+// hasChannels tells whether open created any data channel.
+func (d *dataSet) hasChannels() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.control != nil || d.chatDC != nil
+}
+
 // open creates the caller's channels, so that they are in the first offer.
 func (d *dataSet) open(ctx context.Context) error {
 	s := d.s

@@ -49,6 +49,9 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 	rep.Files = s.data.fileReports()
 	if err == nil && !s.isConnected() {
 		err = fmt.Errorf("%w: the call ended before it connected", ErrSetup)
+		if reason == EndTimeout {
+			err = fmt.Errorf("%w: --timeout ran out before the call connected", ErrSetup)
+		}
 	}
 	if err == nil {
 		rep.Checks = s.checks(rep)

@@ -97,6 +97,11 @@ func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescrip
 		s.tl.mark(PhaseAnswer)
 	}
 	if err := s.pc.SetRemoteDescription(d); err != nil {
+		if !s.sig.Trickle() {
+			// A token's description that decodes but does not apply
+			// is as foreign as one that does not decode.
+			return fmt.Errorf("%w: its %s is not acceptable: %v", ErrBadToken, d.Type, err)
+		}
 		return fmt.Errorf("%w: the peer's %s is not acceptable: %v", ErrSetup, d.Type, err)
 	}
 	s.remoteSet = true
@@ -114,6 +119,9 @@ func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescrip
 	}
 	answer, err := s.pc.CreateAnswer(nil)
 	if err != nil {
+		if !s.sig.Trickle() {
+			return fmt.Errorf("%w: no answer to its offer: %v", ErrBadToken, err)
+		}
 		return fmt.Errorf("%w: creating the answer: %v", ErrSetup, err)
 	}
 	if err := s.pc.SetLocalDescription(answer); err != nil {

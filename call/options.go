@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/rtckit/rtckit/call/media"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -126,6 +127,12 @@ func (o Options) Validate() error {
 	}
 	if o.Duration < 0 || o.SetupTimeout < 0 {
 		return fmt.Errorf("%w: durations must not be negative", ErrUsage)
+	}
+	if o.Media.FPS < 0 || o.Media.FPS > media.MaxFrameRate {
+		return fmt.Errorf("%w: --fps must be between 1 and %d", ErrUsage, media.MaxFrameRate)
+	}
+	if o.MaxICERestarts < -1 {
+		return fmt.Errorf("%w: --max-ice-restarts must be -1 (none) or more", ErrUsage)
 	}
 	if o.Echo && (o.Media.VideoFile != "" || o.Media.AudioFile != "") {
 		return fmt.Errorf("%w: --echo sends received media back; it excludes media files", ErrUsage)

@@ -21,6 +21,7 @@ const (
 	EndDuration      = "duration"
 	EndTransfersDone = "transfers-done"
 	EndInterrupted   = "interrupted"
+	EndTimeout       = "timeout" // the command's --timeout ran out
 	EndFailed        = "failed"
 )
 
@@ -212,7 +213,19 @@ func (s *session) prepare(ctx context.Context) error {
 	if err := s.addLocalMedia(ctx); err != nil {
 		return err
 	}
-	return s.data.open(ctx)
+	if err := s.data.open(ctx); err != nil {
+		return err
+	}
+	if len(s.pc.GetTransceivers()) == 0 && !s.data.hasChannels() {
+		// A caller that sends nothing (--no-video --no-audio) receives:
+		// the offer asks for the peer's audio and video.
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+			if _, err := s.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				return fmt.Errorf("%w: receiving %s: %v", ErrSetup, kind, err)
+			}
+		}
+	}
+	return nil
 }
 
 // addLocalMedia adds the local tracks once.
@@ -233,6 +246,9 @@ func (s *session) loop(ctx, callCtx context.Context) (string, error) {
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return EndTimeout, nil
+			}
 			return EndInterrupted, nil
 		case <-setup.C:
 			if _, ok := s.tl.get(PhaseAnswer); !ok && s.setup.Caller {

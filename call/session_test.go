@@ -245,3 +245,28 @@ func TestHangUpWithoutSignaling(t *testing.T) {
 		t.Fatalf("answerer ended %q (%v), want %q", r.rep.EndReason, r.err, EndPeerHungUp)
 	}
 }
+
+// TestCallReceiveOnly: a caller that sends nothing still makes a call and
+// receives the answerer's media, every frame verified.
+func TestCallReceiveOnly(t *testing.T) {
+	caller := loopbackOptions()
+	caller.Duration = 1500 * time.Millisecond
+	caller.Verify = true
+	caller.Media.NoVideo, caller.Media.NoAudio = true, true
+	crep, _, cerr, aerr := runPair(t, caller, loopbackOptions())
+	if cerr != nil || aerr != nil {
+		t.Fatalf("caller %v, answerer %v", cerr, aerr)
+	}
+	var in, out int
+	for _, tr := range crep.Tracks {
+		switch {
+		case tr.Direction == "out":
+			out++
+		case tr.Kind == "video" && tr.Verified > 0 && tr.Mismatched == 0:
+			in++
+		}
+	}
+	if in != 1 || out != 0 {
+		t.Fatalf("caller tracks %+v: want verified video in, nothing out", crep.Tracks)
+	}
+}

@@ -93,6 +93,21 @@ func openSources(o MediaOptions) (video, audio media.Source, err error) {
 	return video, audio, nil
 }
 
+// CheckMedia opens the media files (or the embedded clip) that o names
+// and closes them again, so that a file that cannot be sent is reported
+// before any signaling rather than when a call arrives. Live capture is
+// not checked.
+func CheckMedia(o MediaOptions) error {
+	if o.Capture != "" {
+		return nil
+	}
+	video, audio, err := openSources(o)
+	if err != nil {
+		return err
+	}
+	return errors.Join(closeSource(video), closeSource(audio))
+}
+
 func closeSource(src media.Source) error {
 	if src == nil {
 		return nil

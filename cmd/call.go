@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,7 +110,7 @@ Assertions (--expect-path, --max-setup, --max-loss, --min-bitrate,
 
 	f.DurationVar(&opts.Call.Duration, "duration", 0, "hang up this long after connecting (0: on hang-up, SIGINT or when --send is done)")
 	f.DurationVar(&opts.Call.SetupTimeout, "setup-timeout", call.DefaultSetupTimeout, "give up when the call is not connected this long after it started")
-	f.IntVar(&opts.Call.MaxICERestarts, "max-ice-restarts", call.DefaultMaxICERestarts, "ICE restarts in a row after a failure before the call counts as dropped (-1: none)")
+	f.IntVar(&opts.Call.MaxICERestarts, "max-ice-restarts", call.DefaultMaxICERestarts, "ICE restarts in a row after a failure before the call counts as dropped (0 or -1: none)")
 
 	a := &opts.Call.Assert
 	f.StringVar(&a.ExpectPath, "expect-path", "", "fail (exit 6) unless the selected path is relay or direct")
@@ -184,12 +185,41 @@ func (o *CallOptions) validate() error {
 			}
 		}
 	}
+	if o.Call.MaxICERestarts == 0 {
+		o.Call.MaxICERestarts = -1 // the library's 0 is its default
+	}
+	if err := o.Call.Validate(); err != nil {
+		return err
+	}
+	if err := call.CheckMedia(o.Call.Media); err != nil {
+		return err
+	}
 	if o.Call.RecordDir != "" {
 		if err := os.MkdirAll(o.Call.RecordDir, 0o750); err != nil {
 			return fmt.Errorf("--record: %w", err)
 		}
 	}
-	return o.Call.Validate()
+	return nil
+}
+
+// readTokenLine returns the first non-empty line of r, at most a token
+// long: a pasted token ends with its line.
+func readTokenLine(r *bufio.Reader) (string, error) {
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || len(line) > call.MaxTokenLen+2 {
+			return "", fmt.Errorf("a line longer than a token (%d characters)", call.MaxTokenLen)
+		}
+		if t := strings.TrimSpace(string(line)); t != "" {
+			return t, nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return "", errors.New("no token on standard input")
+			}
+			return "", err
+		}
+	}
 }
 
 // callGCPercent is the garbage collector's target of a call process
@@ -237,11 +267,12 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 	case opts.Accept != "":
 		token := opts.Accept
 		if token == "-" {
-			data, err := io.ReadAll(io.LimitReader(g.streams.In, call.MaxTokenLen+1))
-			if err != nil {
-				return err
+			in := bufio.NewReaderSize(g.streams.In, call.MaxTokenLen+4)
+			var err error
+			if token, err = readTokenLine(in); err != nil {
+				return usageError(fmt.Errorf("--accept -: %w", err))
 			}
-			token = string(data)
+			stdio.In = in // chat follows the token on stdin
 		}
 		s, err := call.NewTokenAccept(token, g.streams.Out, g.streams.ErrOut)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/rtckit/rtckit/call"
 	"github.com/rtckit/rtckit/internal/coturn"
 	"github.com/rtckit/rtckit/signal/hubclient"
@@ -70,6 +72,15 @@ func TestCallBadInput(t *testing.T) {
 		for range silent.Messages() {
 		}
 	}()
+	// A token that decodes but whose offer cannot apply (no mid, no
+	// fingerprint that parses).
+	foreign, err := call.EncodeToken(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0\r\n" +
+		"o=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n" +
+		"a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 00:11\r\n" +
+		"a=rtpmap:111 opus/48000/2\r\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -77,6 +88,9 @@ func TestCallBadInput(t *testing.T) {
 		want string
 	}{
 		{"no mode", []string{}, 2, "say how to reach the peer"},
+		{"offer that does not apply", []string{"--accept", foreign}, 2, "not acceptable"},
+		{"fps out of range", []string{"--offer", "--fps", "-1"}, 2, "--fps"},
+		{"negative restarts", []string{"--offer", "--max-ice-restarts", "-5"}, 2, "--max-ice-restarts"},
 		{"two modes", []string{"--offer", "--accept", "x"}, 2, "exclude each other"},
 		{"http hub URL", []string{"--hub", "http://127.0.0.1:1/ws", "--as", "a", "--to", "b"}, 2, "use ws://"},
 		{"hub down", []string{"--hub", "ws://127.0.0.1:1/ws", "--as", "a", "--to", "b"}, 4, "cannot connect to the hub"},
@@ -86,6 +100,7 @@ func TestCallBadInput(t *testing.T) {
 		{"foreign token", []string{"--accept", "hello"}, 2, "must start with"},
 		{"missing media file", []string{"--offer", "--video", "/nonexistent/clip.ivf"}, 2, "clip.ivf"},
 		{"not a media file", []string{"--offer", "--video", "/etc/hostname"}, 2, "hostname"},
+		{"answerer's bad media file", []string{"--hub", hub, "--as", "bad", "--answer", "--video", "/etc/hostname"}, 2, "hostname"},
 		{"bad assertion", []string{"--offer", "--expect-path", "sideways"}, 2, "expect-path"},
 		{"bad loss", []string{"--offer", "--max-loss", "120"}, 2, "percentage"},
 		{"loss not a number", []string{"--offer", "--max-loss", "NaN"}, 2, "must be numbers"},

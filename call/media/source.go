@@ -33,8 +33,8 @@ type Source interface {
 // not give one: Annex-B streams carry no timing rtckit reads.
 const DefaultFrameRate = 30
 
-// maxFrameRate bounds OpenOptions.FrameRate.
-const maxFrameRate = 240
+// MaxFrameRate bounds OpenOptions.FrameRate.
+const MaxFrameRate = 240
 
 // OpenOptions configures Open.
 type OpenOptions struct {
@@ -49,8 +49,8 @@ func (o OpenOptions) frameRate() (float64, error) {
 	if fps == 0 {
 		fps = DefaultFrameRate
 	}
-	if !(fps > 0 && fps <= maxFrameRate) {
-		return 0, fmt.Errorf("frame rate %v out of range (0, %d]", o.FrameRate, maxFrameRate)
+	if !(fps > 0 && fps <= MaxFrameRate) {
+		return 0, fmt.Errorf("frame rate %v out of range (0, %d]", o.FrameRate, MaxFrameRate)
 	}
 	return fps, nil
 }
