@@ -170,6 +170,9 @@ func (d *dataSet) connected(ctx context.Context) {
 			}
 			if err != nil {
 				fr.Error = err.Error()
+				if errors.Is(err, context.Canceled) {
+					fr.Error = "the call ended before the transfer completed"
+				}
 			}
 			d.addFile(fr)
 			if ctx.Err() != nil {

@@ -166,7 +166,11 @@ func (o *CallOptions) validate() error {
 	o.Call.Assert.MaxLoss = o.MaxLossPercent / 100
 	o.Call.Assert.MinBitrate = o.MinBitrateKbps * 1000
 	if o.Call.ReceiveDir != "" {
-		if st, err := os.Stat(o.Call.ReceiveDir); err != nil || !st.IsDir() {
+		st, err := os.Stat(o.Call.ReceiveDir)
+		if err != nil {
+			return fmt.Errorf("--receive: %w", err)
+		}
+		if !st.IsDir() {
 			return fmt.Errorf("--receive %s: not a directory", o.Call.ReceiveDir)
 		}
 	}
@@ -291,7 +295,7 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 			return err
 		}
 		if name != opts.As {
-			fmt.Fprintf(g.streams.ErrOut, "rtckit: the name %q is taken; registered as %q\n", opts.As, name)
+			fmt.Fprintf(g.streams.ErrOut, "rtckit: the hub registered us as %q: %q is taken (a user that left keeps its name for the hub's resume grace period) or not a valid name\n", name, opts.As)
 		}
 		var hs *call.HubSignaler
 		if opts.Answer {

@@ -5,6 +5,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,6 +87,12 @@ gathers ICE candidates through STUN and TURN servers, runs a signaling hub with
 a browser call page, and places scripted or ad-hoc calls.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if g.Timeout < 0 {
+				return usageError(errors.New("--timeout must not be negative (0: the command's default)"))
+			}
+			return nil
+		},
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)

@@ -256,6 +256,7 @@ func TestSignalServeUsage(t *testing.T) {
 		{"zero ttl", []string{"--turn", "turn:example.net", "--turn-secret", "s", "--turn-ttl", "0"}},
 		{"turn-port without embedded", []string{"--turn-port", "3479"}},
 		{"turn-port out of range", []string{"--turn-embedded", "--turn-port", "70000"}},
+		{"negative timeout (any command)", []string{"--timeout", "-1s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut strings.Builder

@@ -122,7 +122,7 @@ func (s *sender) waitOpen(ctx context.Context) error {
 	case <-s.opened:
 		return nil
 	case <-s.closed:
-		return fmt.Errorf("%w: it closed before it opened", ErrClosed)
+		return fmt.Errorf("%w: the peer closed the file channel before it opened (does it receive files, e.g. rtckit call --receive DIR?)", ErrClosed)
 	case <-t.C:
 		return fmt.Errorf("data channel did not open within %v", s.opts.OpenTimeout)
 	case <-ctx.Done():
