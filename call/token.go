@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,9 +142,24 @@ type TokenSignaler struct {
 	once        sync.Once
 	stopOnce    sync.Once
 
+	// json prints tokens as TokenEvent objects (SetJSON).
+	json bool
+
 	mu  sync.Mutex
 	err error
 }
+
+// TokenEvent is how a token is printed with SetJSON, so that the output
+// of a command with --json stays a stream of JSON values.
+type TokenEvent struct {
+	Event string `json:"event"` // "token"
+	Type  string `json:"type"`  // "offer" or "answer"
+	Token string `json:"token"`
+}
+
+// SetJSON prints tokens as one TokenEvent object per line instead of bare
+// lines. Call it before the signaler is used.
+func (s *TokenSignaler) SetJSON(on bool) { s.json = on }
 
 // NewTokenOffer makes the signaler of the offering side: it reads the
 // answer token from in after printing its own token to out.
@@ -182,7 +198,12 @@ func (s *TokenSignaler) Send(ctx context.Context, sig Signal) error {
 	} else {
 		fmt.Fprintln(s.prompt, "Send this answer token back to the side that ran --offer:")
 	}
-	if _, err := fmt.Fprintln(s.out, token); err != nil {
+	if s.json {
+		ev := TokenEvent{Event: "token", Type: sig.Description.Type.String(), Token: token}
+		if err := json.NewEncoder(s.out).Encode(ev); err != nil {
+			return err
+		}
+	} else if _, err := fmt.Fprintln(s.out, token); err != nil {
 		return err
 	}
 	if sig.Description.Type == webrtc.SDPTypeOffer {

@@ -266,6 +266,7 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 	switch {
 	case opts.Offer:
 		ts := call.NewTokenOffer(g.streams.In, g.streams.Out, g.streams.ErrOut)
+		ts.SetJSON(g.JSON)
 		sig, setup = ts, call.Setup{Mode: "token", Caller: true, Polite: false}
 		stdio.In = ts.Rest() // chat follows the answer token on stdin
 	case opts.Accept != "":
@@ -282,6 +283,7 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		if err != nil {
 			return err
 		}
+		s.SetJSON(g.JSON)
 		sig, setup = s, call.Setup{Mode: "token", Polite: true}
 	default:
 		client, err := hubclient.Dial(ctx, opts.Hub, hubclient.Options{Token: opts.HubToken})

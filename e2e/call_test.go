@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,19 +100,27 @@ func startCallCmd(t *testing.T, cmd *exec.Cmd, cancel context.CancelFunc) *callR
 func (r *callRun) wait(t *testing.T) (int, *call.Report) {
 	t.Helper()
 	<-r.done
-	out := r.stdout.Bytes()
-	// In token mode the token line comes before the report.
-	if i := bytes.IndexByte(out, '{'); i > 0 {
-		out = out[i:]
+	// With --json stdout is a stream of JSON values: in token mode a token
+	// event comes before the report.
+	dec := json.NewDecoder(bytes.NewReader(r.stdout.Bytes()))
+	var rep *call.Report
+	for {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: stdout is not a stream of JSON values %q: %v\nstderr: %s", r.cmd, r.stdout.String(), err, r.stderr.String())
+		}
+		var ev call.TokenEvent
+		if json.Unmarshal(v, &ev) == nil && ev.Event == "token" {
+			continue
+		}
+		rep = new(call.Report)
+		if err := json.Unmarshal(v, rep); err != nil {
+			t.Fatalf("%s: decode report %s: %v\nstderr: %s", r.cmd, v, err, r.stderr.String())
+		}
 	}
-	if len(bytes.TrimSpace(out)) == 0 {
-		return r.code, nil
-	}
-	var rep call.Report
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("%s: decode report %q: %v\nstderr: %s", r.cmd, r.stdout.String(), err, r.stderr.String())
-	}
-	return r.code, &rep
+	return r.code, rep
 }
 
 // interrupt sends SIGINT, as a user pressing Ctrl-C.
@@ -255,8 +264,8 @@ func TestCallCLIToCLI(t *testing.T) {
 // tokenWait bounds the wait for a call's token line.
 const tokenWait = 15 * time.Second
 
-// tokenLine waits for the first stdout line of r, a call in token mode, and
-// checks it is a token.
+// tokenLine waits for the first stdout line of r, a call in token mode
+// with --json, and returns the token of its token event.
 func tokenLine(t *testing.T, r *callRun, who string) string {
 	t.Helper()
 	var line string
@@ -265,10 +274,11 @@ func tokenLine(t *testing.T, r *callRun, who string) string {
 		line = l
 		return ok
 	})
-	if !strings.HasPrefix(line, call.TokenPrefix) {
-		t.Fatalf("%s: token %q; stderr %s", who, line, r.stderr.String())
+	var ev call.TokenEvent
+	if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Event != "token" || !strings.HasPrefix(ev.Token, call.TokenPrefix) {
+		t.Fatalf("%s: first line %q, want a token event (%v); stderr %s", who, line, err, r.stderr.String())
 	}
-	return line
+	return ev.Token
 }
 
 // TestCallToken connects two rtckit processes without a server: the
