@@ -259,7 +259,13 @@ func (h *Hub) Connect(conn Conn) (*Client, error) {
 
 // Disconnect removes a client whose connection ended. A registered user
 // stays resumable for the grace period. It may be called more than once.
-func (c *Client) Disconnect() {
+func (c *Client) Disconnect() { c.disconnect(false) }
+
+// Leave removes a client that closed its connection normally (WebSocket
+// status 1000): it left, so its name is free at once, with no resume.
+func (c *Client) Leave() { c.disconnect(true) }
+
+func (c *Client) disconnect(left bool) {
 	h := c.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -275,7 +281,7 @@ func (c *Client) Disconnect() {
 		return
 	}
 	s.client = nil
-	if h.cfg.ResumeGrace > 0 && !h.closed {
+	if h.cfg.ResumeGrace > 0 && !h.closed && !left {
 		s.awayUntil = time.Now().Add(h.cfg.ResumeGrace)
 		h.scheduleLocked(s)
 		h.log.Debug("user away", "id", c.id, "name", s.name)

@@ -37,6 +37,7 @@ type pconn struct {
 	closeDeadline   time.Time
 	pingSent        time.Time
 	pongQueued      bool // a pong waits in out: later pings get none until it is written
+	left            bool // the client closed with 1000: it left (Client.Leave)
 }
 
 // newPconn returns a connection for socket fd; in holds bytes the client
@@ -233,6 +234,7 @@ func (c *pconn) control(op byte, p []byte) {
 		if len(p) == 1 || (len(p) >= 2 && !validCloseCode(code)) {
 			code = statusProtocolError // RFC 6455 7.4: not a code to echo
 		}
+		c.left = code == statusNormal
 		c.closeSent, c.closeAfterFlush = true, true
 		c.queueLocked(opClose, appendCloseCode(code))
 	}

@@ -352,6 +352,7 @@ func (p *poller) close(c *pconn) {
 	}
 	c.fd = -1
 	c.releaseOutLocked()
+	left := c.left
 	c.mu.Unlock()
 	_ = unix.Close(fd) // closing also leaves the epoll set
 	p.byFD[fd] = nil
@@ -361,7 +362,11 @@ func (p *poller) close(c *pconn) {
 	p.conns[len(p.conns)-1] = nil
 	p.conns = p.conns[:len(p.conns)-1]
 	c.in, c.parser.msg = nil, nil
-	if c.client != nil {
+	switch {
+	case c.client == nil:
+	case left:
+		c.client.Leave()
+	default:
 		c.client.Disconnect()
 	}
 	p.s.untrackPoll()

@@ -356,28 +356,33 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.wg.Add(1)
 	go c.writer(ctx)
-	s.readLoop(ctx, ws, client, limit)
-	client.Disconnect()
+	if s.readLoop(ctx, ws, client, limit) {
+		client.Leave()
+	} else {
+		client.Disconnect()
+	}
 	c.Close(int(websocket.StatusNormalClosure), "")
 	c.wg.Wait()
 }
 
-// readLoop hands every message to the hub until the connection ends.
-func (s *Server) readLoop(ctx context.Context, ws *websocket.Conn, client *Client, limit int) {
+// readLoop hands every message to the hub until the connection ends; it
+// reports whether the client closed it normally (1000: it left).
+func (s *Server) readLoop(ctx context.Context, ws *websocket.Conn, client *Client, limit int) (left bool) {
 	for {
 		_, r, err := ws.Reader(ctx)
 		if err != nil {
-			s.log.Debug("connection ended", "id", client.ID(), "status", int(websocket.CloseStatus(err)))
-			return
+			status := websocket.CloseStatus(err)
+			s.log.Debug("connection ended", "id", client.ID(), "status", int(status))
+			return status == websocket.StatusNormalClosure
 		}
 		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 		if err != nil {
-			return
+			return false
 		}
 		if len(data) > limit {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				s.metrics.dropped(dropTooLarge)
-				return
+				return false
 			}
 			client.TooLarge(limit)
 			continue

@@ -357,7 +357,7 @@ func TestResumeExpiry(t *testing.T) {
 	alice.until(TypeSession)
 	bob := classic(t, wsURL(ts, "/"), "bob", nil)
 	bob.userlist("alice", "bob")
-	_ = alice.ws.Close(websocket.StatusNormalClosure, "")
+	_ = alice.ws.Close(websocket.StatusGoingAway, "network change") // not a normal close: resumable
 	bob.userlist("bob")
 	bob.sendRaw(`{"type":"video-offer","target":"alice","sdp":{"type":"offer","sdp":""}}`)
 	m := bob.until(TypeError)
@@ -378,7 +378,7 @@ func TestResumeGraceEnds(t *testing.T) {
 	sess := alice.until(TypeSession)
 	bob := classic(t, wsURL(ts, "/"), "bob", nil)
 	bob.userlist("alice", "bob")
-	_ = alice.ws.Close(websocket.StatusNormalClosure, "")
+	_ = alice.ws.Close(websocket.StatusGoingAway, "network change") // not a normal close: resumable
 	bob.userlist("bob")
 	bob.sendRaw(`{"type":"hang-up","target":"alice"}`)
 	if m := bob.until(TypeError); m.Code != CodeExpired {
@@ -450,5 +450,33 @@ func TestToken(t *testing.T) {
 		if !tc.ok && (resp == nil || resp.StatusCode != http.StatusUnauthorized) {
 			t.Errorf("%s: response %v, want 401", tc.name, resp)
 		}
+	}
+}
+
+// TestLeaveFreesName: a client that closes normally (1000) has left: its
+// name is free at once, and messages to it get unknown-target, on either
+// transport.
+func TestLeaveFreesName(t *testing.T) {
+	for _, transport := range []string{TransportAuto, TransportGoroutines} {
+		t.Run(transport, func(t *testing.T) {
+			_, ts := startServer(t, Config{Transport: transport, Hub: HubConfig{ResumeGrace: time.Minute}})
+			alice := classic(t, wsURL(ts, "/"), "alice", nil)
+			alice.until(TypeSession)
+			bob := classic(t, wsURL(ts, "/"), "bob", nil)
+			bob.userlist("alice", "bob")
+			if err := alice.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+				t.Fatal(err)
+			}
+			bob.userlist("bob")
+			bob.sendRaw(`{"type":"video-offer","target":"alice","sdp":{"type":"offer","sdp":""}}`)
+			if m := bob.until(TypeError); m.Code != CodeUnknownTarget {
+				t.Fatalf("got %+v, want unknown-target", m)
+			}
+			again := classic(t, wsURL(ts, "/"), "alice", nil)
+			if m := again.until(TypeSession); m.Name != "" && m.Name != "alice" {
+				t.Fatalf("session %+v", m)
+			}
+			bob.userlist("alice", "bob")
+		})
 	}
 }
