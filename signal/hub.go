@@ -134,10 +134,11 @@ type Hub struct {
 	nextID  int64
 	clients map[*Client]struct{}
 	byName  map[string]*session
+	byKey   map[string]*session // by nameKey: names unique regardless of case
 	byToken map[string]*session
 
 	// Users of other nodes, from Hub.SetRemoteUsers: connected names for
-	// the user list, and every name they hold for uniqueness.
+	// the user list, and (by nameKey) every name they hold for uniqueness.
 	remoteUsers []string
 	remoteNames map[string]struct{}
 
@@ -178,6 +179,7 @@ func NewHub(cfg HubConfig) *Hub {
 		log:     cfg.Logger,
 		clients: make(map[*Client]struct{}),
 		byName:  make(map[string]*session),
+		byKey:   make(map[string]*session),
 		byToken: make(map[string]*session),
 	}
 }
@@ -408,14 +410,13 @@ func (h *Hub) register(c *Client, m Message) {
 		h.sendLocked(c, Message{Type: TypeRejectUsername, ID: c.id, Name: name})
 	}
 	if s != nil {
-		delete(h.byName, s.name)
-		s.name = name
-		h.byName[name] = s
+		h.dropNameLocked(s)
+		h.setNameLocked(s, name)
 		h.log.Debug("user renamed", "id", c.id, "name", name)
 	} else {
-		s = &session{name: name, token: newToken(), client: c}
+		s = &session{token: newToken(), client: c}
 		c.sess = s
-		h.byName[name] = s
+		h.setNameLocked(s, name)
 		h.byToken[s.token] = s
 		h.log.Debug("user registered", "id", c.id, "name", name)
 		if h.cfg.ResumeGrace > 0 {
@@ -430,11 +431,39 @@ func (h *Hub) register(c *Client, m Message) {
 // user of another node holds.
 func (h *Hub) freeNameLocked(want string, s *session) string {
 	name := want
-	for i := 1; (h.byName[name] != nil && h.byName[name] != s) || h.takenRemotelyLocked(name); i++ {
+	for i := 1; h.takenLocked(name, s); i++ {
 		suffix := strconv.Itoa(i)
 		name = truncateRunes(want, MaxNameLen-len(suffix)) + suffix
 	}
 	return name
+}
+
+// setNameLocked gives s name.
+func (h *Hub) setNameLocked(s *session, name string) {
+	s.name = name
+	h.byName[name] = s
+	h.byKey[nameKey(name)] = s
+}
+
+// dropNameLocked frees s's name.
+func (h *Hub) dropNameLocked(s *session) {
+	if h.byName[s.name] == s {
+		delete(h.byName, s.name)
+	}
+	if key := nameKey(s.name); h.byKey[key] == s {
+		delete(h.byKey, key)
+	}
+}
+
+// takenLocked reports whether a session other than s, here or on another
+// node, holds name or a name that differs from it only in case or width.
+func (h *Hub) takenLocked(name string, s *session) bool {
+	key := nameKey(name)
+	if other := h.byKey[key]; other != nil && other != s {
+		return true
+	}
+	_, remote := h.remoteNames[key]
+	return remote
 }
 
 // userListChangedLocked handles a change of the user list: it tells the
@@ -528,6 +557,7 @@ func (h *Hub) Shutdown(reason string) {
 		s.dead = true
 	}
 	clear(h.byName)
+	clear(h.byKey)
 	clear(h.byToken)
 	if p, ok := h.cfg.Bus.(Presence); ok {
 		p.Announce(nil, nil) // the other nodes drop this hub's users now

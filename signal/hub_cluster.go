@@ -89,7 +89,7 @@ func (h *Hub) SetRemoteUsers(r RemoteUsers) {
 	}
 	names := make(map[string]struct{}, len(r.Reserved)+len(users))
 	for _, n := range slices.Concat(users, r.Reserved) {
-		names[n] = struct{}{}
+		names[nameKey(n)] = struct{}{}
 	}
 	changed := !slices.Equal(users, h.remoteUsers)
 	h.remoteUsers, h.remoteNames = users, names
@@ -98,9 +98,8 @@ func (h *Hub) SetRemoteUsers(r RemoteUsers) {
 		if s == nil {
 			continue
 		}
-		delete(h.byName, name)
-		s.name = h.freeNameLocked(name, s)
-		h.byName[s.name] = s
+		h.dropNameLocked(s)
+		h.setNameLocked(s, h.freeNameLocked(name, s))
 		h.log.Info("user renamed: the name was taken on another node at the same time", "name", name, "new", s.name)
 		if s.client != nil {
 			h.sendLocked(s.client, Message{Type: TypeRejectUsername, ID: s.client.id, Name: s.name})
@@ -110,12 +109,6 @@ func (h *Hub) SetRemoteUsers(r RemoteUsers) {
 	if changed {
 		h.userListChangedLocked()
 	}
-}
-
-// takenRemotelyLocked reports whether a user of another node holds name.
-func (h *Hub) takenRemotelyLocked(name string) bool {
-	_, ok := h.remoteNames[name]
-	return ok
 }
 
 // announceLocked gives a Presence bus this hub's users: connected, the

@@ -490,3 +490,38 @@ func TestHubUsersGaugeAfterExpiry(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestHubNamesIgnoreCase: a name that differs from a taken one only in
+// case or width is taken too, so that nobody can pose as another user;
+// the holder itself may change its name's case.
+func TestHubNamesIgnoreCase(t *testing.T) {
+	h := NewHub(HubConfig{})
+	c, f := join(t, h, "alice", 64)
+	f.until(t, TypeUserList)
+	for _, want := range []string{"Alice", "ALICE", "ａｌｉｃｅ"} {
+		_, other := join(t, h, want, 64)
+		if m := other.until(t, TypeRejectUsername); nameKey(m.Name) == nameKey("alice") {
+			t.Errorf("%q registered as %q, which passes for alice", want, m.Name)
+		}
+	}
+	send(c, `{"type":"username","name":"Alice"}`)
+	for { // lists from the joins above may come first
+		m := f.until(t, TypeUserList)
+		if slices.Contains(m.Users, "Alice") && !slices.Contains(m.Users, "alice") {
+			break
+		}
+	}
+}
+
+func TestNameKey(t *testing.T) {
+	for _, same := range [][2]string{{"alice", "ALICE"}, {"alice", "ａｌｉｃｅ"}, {"Σίσυφος", "σίσυφοσ"}} {
+		if nameKey(same[0]) != nameKey(same[1]) {
+			t.Errorf("%q and %q differ", same[0], same[1])
+		}
+	}
+	for _, diff := range [][2]string{{"alice", "alice1"}, {"bob", "b0b"}} {
+		if nameKey(diff[0]) == nameKey(diff[1]) {
+			t.Errorf("%q and %q are the same", diff[0], diff[1])
+		}
+	}
+}

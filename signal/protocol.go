@@ -246,6 +246,23 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
+// nameKey is what makes two names the same name: letters compared
+// without case (Unicode simple folding) and full-width ASCII forms as
+// their ASCII letters, so that "Alice" or "ａｌｉｃｅ" cannot pose as
+// "alice".
+func nameKey(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 0xFF01 && r <= 0xFF5E { // full-width forms of ASCII 0x21–0x7E
+			r -= 0xFEE0
+		}
+		folded := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			folded = min(folded, f)
+		}
+		return folded
+	}, name)
+}
+
 // truncateRunes returns s cut to at most n runes.
 func truncateRunes(s string, n int) string {
 	for i := range s {

@@ -119,9 +119,7 @@ func (h *Hub) removeSessionLocked(s *session) {
 		h.expiredLocked(s, q)
 	}
 	s.queue = nil
-	if h.byName[s.name] == s {
-		delete(h.byName, s.name)
-	}
+	h.dropNameLocked(s)
 	delete(h.byToken, s.token)
 	h.cfg.Metrics.setUsers(len(h.byName))
 }
