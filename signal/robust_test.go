@@ -107,8 +107,14 @@ func textFrames(msgs ...string) []byte {
 // it, more than its send queue holds if the loop wrote only once per
 // turn. Only a client that stops reading may be dropped.
 func TestBurstFanInKeepsReaders(t *testing.T) {
+	for _, transport := range []string{TransportAuto, TransportGoroutines} {
+		t.Run(transport, func(t *testing.T) { burstFanIn(t, transport) })
+	}
+}
+
+func burstFanIn(t *testing.T, transport string) {
 	const senders, burst = 5, 90 // 450 messages against a queue of 256
-	_, ts := startServer(t, Config{Hub: HubConfig{Rate: 10, Burst: burst + 1}})
+	_, ts := startServer(t, Config{Transport: transport, Hub: HubConfig{Rate: 10, Burst: burst + 1}})
 	reader := classic(t, wsURL(ts, "/"), "reader", nil)
 	reader.userlist("reader")
 	var raws []*rawClient

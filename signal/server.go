@@ -339,7 +339,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c := &wsConn{
 		ws:      ws,
 		netConn: hj.conn,
-		queue:   make(chan []byte, s.cfg.SendQueue),
+		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		cfg:     &s.cfg,
 		log:     s.log,

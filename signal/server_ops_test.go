@@ -170,7 +170,14 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 }
 
 func TestSlowConsumerDropped(t *testing.T) {
+	for _, transport := range []string{TransportAuto, TransportGoroutines} {
+		t.Run(transport, func(t *testing.T) { slowConsumerDropped(t, transport) })
+	}
+}
+
+func slowConsumerDropped(t *testing.T, transport string) {
 	s, err := NewServer(Config{
+		Transport:    transport,
 		Hub:          HubConfig{Rate: -1},
 		SendQueue:    64,
 		WriteTimeout: 200 * time.Millisecond,

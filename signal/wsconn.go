@@ -40,15 +40,21 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type wsConn struct {
 	ws      *websocket.Conn
 	netConn net.Conn // the hijacked connection under ws
-	queue   chan []byte
-	closing chan struct{}
-	once    sync.Once
-	code    websocket.StatusCode
-	reason  string
-	cfg     *Config
-	log     *slog.Logger
-	wg      sync.WaitGroup
-	pinging atomic.Bool
+	// queue holds the messages the writer has not taken yet; wake tells
+	// the writer there are some. writingSince is when the write in
+	// progress began (unix nanoseconds, 0 between writes).
+	mu           sync.Mutex
+	queue        [][]byte
+	wake         chan struct{}
+	writingSince atomic.Int64
+	closing      chan struct{}
+	once         sync.Once
+	code         websocket.StatusCode
+	reason       string
+	cfg          *Config
+	log          *slog.Logger
+	wg           sync.WaitGroup
+	pinging      atomic.Bool
 }
 
 // cut closes the network connection at once, without a close handshake.
@@ -60,19 +66,52 @@ func (c *wsConn) cut() {
 	go func() { _ = c.ws.CloseNow() }() // CloseNow may wait; never under s.mu
 }
 
-// Send queues msg without blocking.
+// Sizes of the writer's queue.
+const (
+	// writeStall is how long the write in progress must have taken
+	// before a full queue counts as a slow consumer's.
+	writeStall = 50 * time.Millisecond
+	// queueOverflow bounds the queue, in multiples of Config.SendQueue,
+	// while the writer still keeps up: a burst fanned in from many
+	// senders may pass the queue's size before the writer takes it.
+	queueOverflow = 4
+)
+
+// Send queues msg without blocking. A full queue (Config.SendQueue
+// messages) drops the client when its writer has been stuck in a write
+// (the socket takes nothing) or the queue grew to queueOverflow times its
+// size.
 func (c *wsConn) Send(msg []byte) bool {
 	select {
 	case <-c.closing:
 		return false
 	default:
 	}
-	select {
-	case c.queue <- msg:
-		return true
-	default:
-		return false
+	c.mu.Lock()
+	if n := len(c.queue); n >= c.cfg.SendQueue {
+		since := c.writingSince.Load()
+		stalled := since != 0 && time.Since(time.Unix(0, since)) >= writeStall
+		if stalled || n >= queueOverflow*c.cfg.SendQueue {
+			c.mu.Unlock()
+			return false
+		}
 	}
+	c.queue = append(c.queue, msg)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the writer has been woken already
+	}
+	return true
+}
+
+// take returns the queued messages and empties the queue.
+func (c *wsConn) take() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
 }
 
 // Close makes the writer send what is queued, then close with code.
@@ -91,10 +130,12 @@ func (c *wsConn) writer(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		select {
-		case msg := <-c.queue:
-			if err := c.write(ctx, msg); err != nil {
-				_ = c.ws.CloseNow() // the write deadline passed or the peer is gone
-				return
+		case <-c.wake:
+			for _, msg := range c.take() {
+				if err := c.write(ctx, msg); err != nil {
+					_ = c.ws.CloseNow() // the write deadline passed or the peer is gone
+					return
+				}
 			}
 		case <-tick.C:
 			c.ping(ctx)
@@ -112,15 +153,16 @@ func (c *wsConn) writer(ctx context.Context) {
 // given to Close.
 func (c *wsConn) drain(ctx context.Context) {
 	for {
-		select {
-		case msg := <-c.queue:
+		q := c.take()
+		if len(q) == 0 {
+			_ = c.ws.Close(c.code, c.reason) // the peer may already be gone
+			return
+		}
+		for _, msg := range q {
 			if err := c.write(ctx, msg); err != nil {
 				_ = c.ws.CloseNow() // the peer is too slow or gone
 				return
 			}
-		default:
-			_ = c.ws.Close(c.code, c.reason) // the peer may already be gone
-			return
 		}
 	}
 }
@@ -128,6 +170,8 @@ func (c *wsConn) drain(ctx context.Context) {
 func (c *wsConn) write(ctx context.Context, msg []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
+	c.writingSince.Store(time.Now().UnixNano())
+	defer c.writingSince.Store(0)
 	return c.ws.Write(wctx, websocket.MessageText, msg)
 }
 
