@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,37 @@ func TestCallRelayOnlyThroughCoturn(t *testing.T) {
 func TestCallRelayOnlyThroughEmbeddedTurn(t *testing.T) {
 	hub := startHub(t, "--turn-embedded", "--turn-listen", "127.0.0.1")
 	relayCall(t, hub, []string{"--ice-policy", "relay"}, []string{"--ice-policy", "relay"})
+}
+
+// TestCallRelayOnlyThroughTurnServe forces both sides onto relays of a
+// standalone `rtckit turn serve` (UDP for one, TCP for the other), named
+// on the command line with long-term credentials.
+func TestCallRelayOnlyThroughTurnServe(t *testing.T) {
+	var ev struct {
+		URIs []string `json:"uris"`
+	}
+	startJSONChild(t, rtckit(t.Context(), "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
+		"--user", "alice:wonderland", "--allow-loopback-peers"), &ev)
+	var udp, tcp string
+	for _, u := range ev.URIs {
+		withCreds := strings.Replace(u, "turn:", "turn:alice:wonderland@", 1)
+		switch {
+		case strings.HasSuffix(u, "transport=udp"):
+			udp = withCreds
+		case strings.HasSuffix(u, "transport=tcp"):
+			tcp = withCreds
+		}
+	}
+	if udp == "" || tcp == "" {
+		t.Fatalf("turn serve URIs %v, want UDP and TCP", ev.URIs)
+	}
+	hub := startHub(t)
+	rep, _ := relayCall(t, hub,
+		[]string{"--ice-policy", "relay", "--turn", tcp},
+		[]string{"--ice-policy", "relay", "--turn", udp})
+	if rep.Path.Local.RelayProtocol != "tcp" {
+		t.Errorf("alice: relay protocol %q, want tcp", rep.Path.Local.RelayProtocol)
+	}
 }
 
 // TestCallBadInput: every kind of bad input ends with a clear message and
