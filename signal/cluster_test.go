@@ -19,7 +19,7 @@ import (
 // milliseconds; slowHeartbeat makes sure that a test passes without any
 // expiry.
 const (
-	testHeartbeat = 50 * time.Millisecond
+	testHeartbeat = 100 * time.Millisecond
 	slowHeartbeat = time.Minute
 )
 

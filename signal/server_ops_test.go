@@ -268,7 +268,9 @@ func slowConsumerDropped(t *testing.T, transport string) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	_, ts := startServer(t, Config{PingInterval: 20 * time.Millisecond, IdleTimeout: 50 * time.Millisecond})
+	// The watcher answers pings only while it waits for a message; an
+	// idle timeout well above the gaps between its waits keeps it in.
+	_, ts := startServer(t, Config{PingInterval: 50 * time.Millisecond, IdleTimeout: 500 * time.Millisecond})
 	watcher := classic(t, wsURL(ts, "/"), "watcher", nil)
 	watcher.userlist("watcher")
 	// A client that stops reading never answers pings.

@@ -141,7 +141,9 @@ func TestSendRealTime(t *testing.T) {
 	if err := Send(context.Background(), &sliceSource{samples: samples(11, 20*time.Millisecond)}, track, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if elapsed := time.Since(start); elapsed < 200*time.Millisecond || elapsed > 400*time.Millisecond {
+	// Paced: never faster than the media's own time. The upper bound only
+	// catches a pacing far off (a busy machine may add some).
+	if elapsed := time.Since(start); elapsed < 200*time.Millisecond || elapsed > 3*time.Second {
 		t.Errorf("sending 11 × 20 ms took %v, want about 200ms", elapsed)
 	}
 	if got := stats.Snapshot().Frames; got != 11 {
@@ -155,7 +157,8 @@ func TestSendRealTime(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Send returned %v", err)
 	}
-	if elapsed := time.Since(start); elapsed > time.Second {
+	// 10 s of samples: returning well before shows the cancellation.
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("cancelled Send took %v to return", elapsed)
 	}
 }

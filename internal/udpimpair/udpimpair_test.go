@@ -347,7 +347,7 @@ func TestCloseWithQueuedDatagrams(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 10*time.Second { // against an hour of delay
 		t.Errorf("Close took %v", d)
 	}
 	if err := p.Close(); err != nil {
