@@ -3,7 +3,6 @@ package signal
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -145,21 +144,7 @@ func burstFanIn(t *testing.T, transport string) {
 // TestPingFloodBounded: a client that pings without reading gets one
 // queued pong at a time, not one per ping held in the server's memory.
 func TestPingFloodBounded(t *testing.T) {
-	s, err := NewServer(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(s.Handler())
-	ts.Listener = smallBuffers{ts.Listener}
-	ts.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.Close()
-	})
+	_, ts := startServerOn(t, Config{}, withSmallBuffers)
 	c := dialRaw(t, ts, 4<<10)
 	const pings = 20000 // 2.6 MB of pings, 2.6 MB of pongs if each were queued
 	ping := clientFrame(true, opPing, bytes.Repeat([]byte("p"), 125))

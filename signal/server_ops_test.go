@@ -161,6 +161,9 @@ func TestShutdownDrainTimeout(t *testing.T) {
 // that a client that stops reading blocks the server's writes quickly.
 type smallBuffers struct{ net.Listener }
 
+// withSmallBuffers wraps a test server's listener in smallBuffers.
+func withSmallBuffers(l net.Listener) net.Listener { return smallBuffers{l} }
+
 func (l smallBuffers) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
@@ -176,26 +179,12 @@ func TestSlowConsumerDropped(t *testing.T) {
 }
 
 func slowConsumerDropped(t *testing.T, transport string) {
-	s, err := NewServer(Config{
+	_, ts := startServerOn(t, Config{
 		Transport:    transport,
 		Hub:          HubConfig{Rate: -1},
 		SendQueue:    64,
 		WriteTimeout: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(s.Handler())
-	ts.Listener = smallBuffers{ts.Listener}
-	ts.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		ts.Close()
-	})
+	}, withSmallBuffers)
 	fast := classic(t, wsURL(ts, "/"), "fast", nil)
 	fast.ws.SetReadLimit(1 << 20)
 	fast.userlist("fast")

@@ -3,6 +3,7 @@ package signal
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,11 +18,22 @@ import (
 // end of the test.
 func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	t.Helper()
+	return startServerOn(t, cfg, nil)
+}
+
+// startServerOn is startServer with the test server's listener wrapped by
+// wrap, when not nil.
+func startServerOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) (*Server, *httptest.Server) {
+	t.Helper()
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	ts := httptest.NewUnstartedServer(s.Handler())
+	if wrap != nil {
+		ts.Listener = wrap(ts.Listener)
+	}
+	ts.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
