@@ -431,6 +431,7 @@ func (c *Cluster) handle(h *Hub, nodes map[string]*remoteNode, m *nats.Msg) bool
 // rename their holder.
 func (c *Cluster) apply(h *Hub, nodes map[string]*remoteNode) {
 	where := make(map[string]string)
+	owner := make(map[string]string) // by nameKey: names differing in case are one name
 	var r RemoteUsers
 	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		n := nodes[id]
@@ -440,12 +441,15 @@ func (c *Cluster) apply(h *Hub, nodes map[string]*remoteNode) {
 			if _, ok := where[name]; !ok {
 				where[name] = id
 			}
+			if _, ok := owner[nameKey(name)]; !ok {
+				owner[nameKey(name)] = id
+			}
 		}
 	}
 	c.mu.Lock()
 	c.where = where
 	for _, name := range slices.Concat(c.users, c.away) {
-		if id, ok := where[name]; ok && id < c.cfg.NodeID {
+		if id, ok := owner[nameKey(name)]; ok && id < c.cfg.NodeID {
 			r.Yield = append(r.Yield, name)
 		}
 	}

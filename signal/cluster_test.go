@@ -383,3 +383,35 @@ func TestClusterNameRace(t *testing.T) {
 	}
 	alice.userlist("alice1")
 }
+
+// TestClusterApplyYieldsCaseVariants: when two nodes took names that
+// differ only in case at the same time, the node with the higher id
+// renames its holder, as for equal names.
+func TestClusterApplyYieldsCaseVariants(t *testing.T) {
+	h := NewHub(HubConfig{})
+	_, f := join(t, h, "alice", 64)
+	f.until(t, TypeUserList)
+	cl := &Cluster{cfg: ClusterConfig{NodeID: "b"}, users: []string{"alice"}}
+	cl.apply(h, map[string]*remoteNode{"a": {users: []string{"Alice"}}})
+	if m := f.until(t, TypeRejectUsername); nameKey(m.Name) == nameKey("alice") {
+		t.Fatalf("renamed to %q, which still passes for Alice of node a", m.Name)
+	}
+	h.Shutdown("done")
+}
+
+// TestHubRateLimitedBurstOne: with a burst of one, a calm client gets a
+// rate-limited error again for its next flood.
+func TestHubRateLimitedBurstOne(t *testing.T) {
+	h := NewHub(HubConfig{Rate: 20, Burst: 1})
+	c, f := join(t, h, "flood", 64)
+	f.until(t, TypeUserList)
+	for round := range 2 {
+		for range 3 {
+			send(c, `{"type":"ping","ts":1}`)
+		}
+		if m := f.until(t, TypeError); m.Code != CodeRateLimited {
+			t.Fatalf("round %d: %+v", round, m)
+		}
+		time.Sleep(200 * time.Millisecond) // the token comes back
+	}
+}

@@ -300,6 +300,11 @@ func (c *Client) Handle(data []byte) {
 	h := c.hub
 	h.messages.Add(1)
 	if c.limiter != nil {
+		// A flood ends when half the burst has come back; a client
+		// that keeps sending faster than the rate gets one error.
+		if c.limited && c.limiter.Tokens() >= float64(h.cfg.Burst)/2 {
+			c.limited = false
+		}
 		if !c.limiter.Allow() {
 			h.cfg.Metrics.message(rateLimitedType)
 			if !c.limited {
@@ -308,11 +313,6 @@ func (c *Client) Handle(data []byte) {
 					Message: "too many messages; messages are dropped until the rate falls"})
 			}
 			return
-		}
-		// A flood ends when half the burst has come back; a client
-		// that keeps sending faster than the rate gets one error.
-		if c.limited && c.limiter.Tokens() >= float64(h.cfg.Burst)/2 {
-			c.limited = false
 		}
 	}
 	first := !c.gotFirst
