@@ -81,9 +81,11 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 	}()
 }
 
-// watchReceiverRTCP reads a receiver's RTCP until it closes. The peer's
-// RTCP BYE (RFC 3550 6.6, sent by sayGoodbye) ends the call as its
-// hang-up, also when neither the hub nor a data channel carried it.
+// watchReceiverRTCP reads a receiver's RTCP until it closes. RTCP BYEs
+// (RFC 3550 6.6) from the peer for every source we receive end the call
+// as its hang-up (sayGoodbye sends them), also when neither the hub nor a
+// data channel carried it. A BYE for some of them is a stream that
+// stopped (a browser's camera turned off), not the end of the call.
 func (m *mediaSet) watchReceiverRTCP(r *webrtc.RTPReceiver) {
 	for {
 		pkts, _, err := r.ReadRTCP()
@@ -91,11 +93,30 @@ func (m *mediaSet) watchReceiverRTCP(r *webrtc.RTPReceiver) {
 			return
 		}
 		for _, p := range pkts {
-			if _, bye := p.(*rtcp.Goodbye); bye && m.s.isConnected() {
+			if bye, ok := p.(*rtcp.Goodbye); ok && m.goodbye(bye.Sources) && m.s.isConnected() {
 				m.s.endCall(EndPeerHungUp, nil)
 			}
 		}
 	}
+}
+
+// goodbye records the sources of a BYE and reports whether every source
+// received so far has said goodbye.
+func (m *mediaSet) goodbye(sources []uint32) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.byes == nil {
+		m.byes = make(map[uint32]bool)
+	}
+	for _, ssrc := range sources {
+		m.byes[ssrc] = true
+	}
+	for _, it := range m.in {
+		if !m.byes[uint32(it.track.SSRC())] {
+			return false
+		}
+	}
+	return len(m.in) > 0
 }
 
 // sayGoodbye sends an RTCP BYE for the sources we send: the peer's sign

@@ -29,6 +29,9 @@ type mediaSet struct {
 	// wg counts the received tracks' readers.
 	closed bool
 	wg     sync.WaitGroup
+	// byes (guarded by mu) are the received sources the peer said
+	// goodbye to (RTCP BYE).
+	byes map[uint32]bool
 	// captured are the senders of live capture tracks; stopCapture
 	// releases the devices.
 	captured    []capturedTrack
