@@ -212,33 +212,75 @@ func (s *TokenSignaler) Send(ctx context.Context, sig Signal) error {
 	return nil
 }
 
-// readAnswer reads the answer token: the first non-empty line of input.
+// readAnswer reads the answer token (ReadToken).
 func (s *TokenSignaler) readAnswer() {
+	token, err := ReadToken(s.in)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%w: input ended before an answer token", ErrNoAnswer)
+	}
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	d, err := DecodeToken(token)
+	if err == nil && d.Type != webrtc.SDPTypeAnswer {
+		err = fmt.Errorf("%w: this is an offer token; paste the answer printed by --accept", ErrBadToken)
+	}
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	select {
+	case s.sigs <- Signal{Description: &d}:
+	case <-s.stop:
+	}
+}
+
+// ReadToken reads a token from r: its first non-empty line, and then,
+// while the token does not decode yet, the lines that follow as long as
+// they hold only token characters (a token a chat program wrapped). What
+// follows the token stays in r, for chat. r's buffer must hold a whole
+// line (MaxTokenLen); io.EOF means r ended before any token.
+func ReadToken(r *bufio.Reader) (string, error) {
+	var token string
 	for {
-		line, err := s.in.ReadString('\n')
-		if strings.TrimSpace(line) != "" {
-			d, derr := DecodeToken(line)
-			if derr == nil && d.Type != webrtc.SDPTypeAnswer {
-				derr = fmt.Errorf("%w: this is an offer token; paste the answer printed by --accept", ErrBadToken)
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", fmt.Errorf("%w: a line longer than a token (%d characters)", ErrBadToken, MaxTokenLen)
+		}
+		text := strings.TrimSpace(string(line))
+		switch {
+		case text == "":
+		case token == "":
+			token = text
+		case isTokenText(text) && len(token)+len(text) <= MaxTokenLen:
+			token += text
+		default:
+			return token, nil // not a continuation: DecodeToken says what is wrong
+		}
+		if token != "" {
+			if _, derr := DecodeToken(token); derr == nil {
+				return token, nil
 			}
-			if derr != nil {
-				s.fail(derr)
-				return
-			}
-			select {
-			case s.sigs <- Signal{Description: &d}:
-			case <-s.stop:
-			}
-			return
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("%w: input ended before an answer token", ErrNoAnswer)
+			if token != "" && errors.Is(err, io.EOF) {
+				return token, nil
 			}
-			s.fail(err)
-			return
+			return "", err
 		}
 	}
+}
+
+// isTokenText reports whether s holds only characters of a token's body
+// (base64url).
+func isTokenText(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *TokenSignaler) fail(err error) {

@@ -151,3 +151,39 @@ func FuzzDecodeToken(f *testing.F) {
 		}
 	})
 }
+
+// TestReadToken: the first non-empty line is the token, or the first lines
+// while they continue a token a chat program wrapped; what follows stays
+// for chat.
+func TestReadToken(t *testing.T) {
+	good, err := EncodeToken(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 00:11\r\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := func(s string) *bufio.Reader { return bufio.NewReaderSize(strings.NewReader(s), MaxTokenLen+4) }
+	for name, in := range map[string]string{
+		"one line":    "\n  \n " + good + " \nhello peer\n",
+		"wrapped":     good[:30] + "\n" + good[30:60] + "\n" + good[60:] + "\nhello peer\n",
+		"no last \\n": good,
+	} {
+		r := reader(in)
+		tok, err := ReadToken(r)
+		if err != nil || strings.Join(strings.Fields(tok), "") != good {
+			t.Errorf("%s: token %q, %v", name, tok, err)
+			continue
+		}
+		if rest, _ := io.ReadAll(r); name != "no last \\n" && string(rest) != "hello peer\n" {
+			t.Errorf("%s: rest %q, want the chat line", name, rest)
+		}
+	}
+	if _, err := ReadToken(reader("\n \n")); !errors.Is(err, io.EOF) {
+		t.Errorf("blank input: %v, want EOF", err)
+	}
+	if _, err := ReadToken(reader(strings.Repeat("A", MaxTokenLen+10) + "\n")); !errors.Is(err, ErrBadToken) {
+		t.Errorf("over-long line: %v, want ErrBadToken", err)
+	}
+	// A damaged token is returned as read, for DecodeToken to explain.
+	if tok, err := ReadToken(reader(good[:40] + "\nhello, peer!\n")); err != nil || tok != good[:40] {
+		t.Errorf("damaged token: %q, %v", tok, err)
+	}
+}

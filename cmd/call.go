@@ -206,26 +206,6 @@ func (o *CallOptions) validate() error {
 	return nil
 }
 
-// readTokenLine returns the first non-empty line of r, at most a token
-// long: a pasted token ends with its line.
-func readTokenLine(r *bufio.Reader) (string, error) {
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > call.MaxTokenLen+2 {
-			return "", fmt.Errorf("a line longer than a token (%d characters)", call.MaxTokenLen)
-		}
-		if t := strings.TrimSpace(string(line)); t != "" {
-			return t, nil
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return "", errors.New("no token on standard input")
-			}
-			return "", err
-		}
-	}
-}
-
 // callGCPercent is the garbage collector's target of a call process
 // unless GOGC is set.
 const callGCPercent = 400
@@ -274,7 +254,10 @@ func runCall(ctx context.Context, g *GlobalOptions, opts *CallOptions) error {
 		if token == "-" {
 			in := bufio.NewReaderSize(g.streams.In, call.MaxTokenLen+4)
 			var err error
-			if token, err = readTokenLine(in); err != nil {
+			if token, err = call.ReadToken(in); err != nil {
+				if errors.Is(err, io.EOF) {
+					err = errors.New("no token on standard input")
+				}
 				return usageError(fmt.Errorf("--accept -: %w", err))
 			}
 			stdio.In = in // chat follows the token on stdin
