@@ -198,6 +198,11 @@ func (o *CallOptions) validate() error {
 	if err := call.CheckMedia(o.Call.Media); err != nil {
 		return err
 	}
+	if o.Accept != "" && o.Accept != "-" {
+		if _, err := call.DecodeToken(o.Accept); err != nil {
+			return err // before --record makes a directory
+		}
+	}
 	if o.Call.RecordDir != "" {
 		if err := os.MkdirAll(o.Call.RecordDir, 0o750); err != nil {
 			return fmt.Errorf("--record: %w", err)
