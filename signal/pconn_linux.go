@@ -58,9 +58,13 @@ func (c *pconn) Send(msg []byte) bool {
 		// The loop writes once per turn; a burst fanned in from many
 		// senders within one turn fills the queue of a client that
 		// reads all the time. Write it now: only a client whose socket
-		// stops taking data is slow. A failed write closes c at the
-		// loop's next flush.
-		_ = c.writeOutLocked()
+		// stops taking data is slow.
+		if !c.writeOutLocked() {
+			// The connection failed, which is no slowness: msg goes
+			// nowhere, and the loop's next flush closes c.
+			c.markDirtyLocked()
+			return true
+		}
 	}
 	if c.queued >= c.p.s.cfg.SendQueue {
 		c.mu.Unlock()
