@@ -356,8 +356,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c.wg.Add(1)
 	go c.writer(ctx)
-	if s.readLoop(ctx, ws, client, limit) {
-		client.Leave()
+	if s.readLoop(ctx, ws, client, limit) && !c.isClosing() {
+		client.Leave() // the client closed first, normally
 	} else {
 		client.Disconnect()
 	}

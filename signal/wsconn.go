@@ -114,6 +114,16 @@ func (c *wsConn) take() [][]byte {
 	return q
 }
 
+// isClosing reports whether Close was called.
+func (c *wsConn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close makes the writer send what is queued, then close with code.
 func (c *wsConn) Close(code int, reason string) {
 	c.once.Do(func() {
