@@ -18,6 +18,7 @@ func TestICEGatherUsageErrors(t *testing.T) {
 		{"bad STUN URI", []string{"ice", "gather", "--stun", "stun://x"}, "stun://"},
 		{"TURN given as STUN", []string{"ice", "gather", "--stun", "turn:127.0.0.1"}, "TURN URI"},
 		{"TURN without credentials", []string{"ice", "gather", "--turn", "turn:127.0.0.1"}, "needs credentials"},
+		{"TURN user without password", []string{"ice", "gather", "--turn", "turn:u@127.0.0.1"}, "no password"},
 		{"bad network", []string{"ice", "gather", "--network", "sctp"}, "unknown network type"},
 		{"bad policy", []string{"ice", "gather", "--ice-policy", "direct"}, "unknown ICE transport policy"},
 		{"bad require", []string{"ice", "gather", "--require", "magic"}, "unknown candidate type"},

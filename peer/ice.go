@@ -133,6 +133,8 @@ func (c ICEConfig) Servers(now time.Time) ([]ICEServer, error) {
 		}
 		s := ICEServer{URI: u, Username: u.Username, Credential: u.Password}
 		switch {
+		case s.Username != "" && s.Credential == "":
+			return nil, fmt.Errorf("%w: TURN URI %s has a user but no password (turn:user:pass@host)", ErrICEConfig, u)
 		case s.Username != "":
 		case c.TURNSecret != "":
 			s.Username, s.Credential = TURNRESTCredentials(c.TURNSecret, c.TURNUser, c.TURNTTL, now)

@@ -83,7 +83,8 @@ func diagnoseTURN(ctx context.Context, s peer.ICEServer, n transport.Net, log *s
 		}
 	}
 	addr := s.URI.HostPort()
-	if _, err := resolve(ctx, n, addr); err != nil {
+	server, err := resolve(ctx, n, addr)
+	if err != nil {
 		return classifyErr(fmt.Errorf("resolve %s: %w", s.URI.Host, err))
 	}
 	var conn net.PacketConn
@@ -106,7 +107,14 @@ func diagnoseTURN(ctx context.Context, s peer.ICEServer, n transport.Net, log *s
 		if s.URI.Secure() {
 			return diagnosis{kind: KindError, message: "TURN over DTLS is not diagnosed"}
 		}
-		c, err := n.ListenPacket("udp", ":0")
+		// The socket's family is the server's: from the dual-stack
+		// wildcard pion asks an IPv4 server for an IPv6 relay, which it
+		// refuses (440 or 508), hiding the real failure.
+		network, local := "udp4", "0.0.0.0:0"
+		if server.IP.To4() == nil {
+			network, local = "udp6", "[::]:0"
+		}
+		c, err := n.ListenPacket(network, local)
 		if err != nil {
 			return classifyErr(err)
 		}
@@ -142,7 +150,10 @@ func classifyErr(err error) diagnosis {
 	var te *stun.TurnError
 	if errors.As(err, &te) {
 		code := int(te.ErrorCodeAttr.Code)
-		d := diagnosis{code: code, message: fmt.Sprintf("TURN error %d %s", code, string(te.ErrorCodeAttr.Reason))}
+		d := diagnosis{code: code, message: fmt.Sprintf("TURN error %d", code)}
+		if reason := printable(string(te.ErrorCodeAttr.Reason)); reason != "" {
+			d.message += " " + reason
+		}
 		switch code {
 		case 401:
 			d.kind = KindUnauthorized
@@ -215,4 +226,20 @@ func dial(ctx context.Context, n transport.Net, network, addr string) (net.Conn,
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// printable returns a server's reason phrase without control characters
+// (coturn pads its phrases with NULs) and trimmed, at most 128 bytes.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return s
 }

@@ -293,9 +293,13 @@ func parseReply(m *stun.Message, o observation) observation {
 		o.outcome, o.note = OutcomeFailed, "success response without a valid XOR-MAPPED-ADDRESS"
 		return o
 	}
-	o.outcome = OutcomeReply
 	o.software = software(m)
 	o.mapped = toAddrPort(xor.IP, xor.Port)
+	if note := badMapped(m, o); note != "" {
+		o.outcome, o.note = OutcomeFailed, note
+		return o
+	}
+	o.outcome = OutcomeReply
 	var plain stun.MappedAddress
 	if plain.GetFrom(m) == nil {
 		o.plain = toAddrPort(plain.IP, plain.Port)
@@ -309,6 +313,30 @@ func parseReply(m *stun.Message, o observation) observation {
 		o.origin = toAddrPort(origin.IP, origin.Port)
 	}
 	return o
+}
+
+// badMapped explains what is wrong with the XOR-MAPPED-ADDRESS of m, a
+// reply to a request o sent: a family that disagrees with the value's
+// length (pion reads the address anyway), a family other than the
+// request's, or no address at all. "" when it is sound.
+func badMapped(m *stun.Message, o observation) string {
+	raw, err := m.Get(stun.AttrXORMappedAddress)
+	if err != nil || len(raw) < 4 {
+		return "success response without a valid XOR-MAPPED-ADDRESS"
+	}
+	switch family := raw[1]; {
+	case family == 0x01 && len(raw) == 8, family == 0x02 && len(raw) == 20:
+	default:
+		return fmt.Sprintf("XOR-MAPPED-ADDRESS of family %d is %d bytes long", family, len(raw))
+	}
+	a := o.mapped.Addr().Unmap()
+	switch {
+	case !o.mapped.IsValid() || a.IsUnspecified() || o.mapped.Port() == 0:
+		return fmt.Sprintf("XOR-MAPPED-ADDRESS %s is no address", o.mapped)
+	case o.to.IsValid() && a.Is4() != o.to.Addr().Unmap().Is4():
+		return fmt.Sprintf("XOR-MAPPED-ADDRESS %s is not of the request's family (sent to %s)", o.mapped, o.to)
+	}
+	return ""
 }
 
 // software returns the SOFTWARE attribute of m, sanitised for display.
