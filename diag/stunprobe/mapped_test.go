@@ -43,3 +43,17 @@ func TestParseReplyMappedAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcomeErrorAnswers: servers that answered only with errors are not
+// unreachable.
+func TestOutcomeErrorAnswers(t *testing.T) {
+	f := false
+	r := &Report{UDP: &f, Servers: []ServerReport{{Bindings: []Binding{{Transport: "udp", Status: StatusRejected}}}}}
+	if got := outcome(r); got != OutcomeInconclusive {
+		t.Errorf("error answers: outcome %s, want %s", got, OutcomeInconclusive)
+	}
+	r.Servers[0].Bindings[0].Status = StatusTimeout
+	if got := outcome(r); got != OutcomeUnreachable {
+		t.Errorf("no answers: outcome %s, want %s", got, OutcomeUnreachable)
+	}
+}

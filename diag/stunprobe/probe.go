@@ -141,6 +141,9 @@ func outcome(r *Report) string {
 	udp := r.UDP != nil && *r.UDP
 	tcp := r.TCP != nil && *r.TCP
 	switch {
+	case !udp && !tcp && answered(r):
+		// Servers are there, but every answer was an error or unusable.
+		return OutcomeInconclusive
 	case !udp && !tcp:
 		return OutcomeUnreachable
 	case r.UDP != nil && !udp:
@@ -155,6 +158,19 @@ func outcome(r *Report) string {
 		}
 	}
 	return OutcomeOK
+}
+
+// answered reports whether any server answered at all, if only with an
+// error response or a reply that could not be used.
+func answered(r *Report) bool {
+	for _, s := range r.Servers {
+		for _, b := range s.Bindings {
+			if b.Status == StatusRejected || b.Status == StatusBadReply {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (p *prober) addBinding(server int, b Binding) {

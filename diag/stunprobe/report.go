@@ -87,6 +87,9 @@ func (r *Report) Err() error {
 		if len(r.Families) > 0 {
 			return fmt.Errorf("%w: %s", ErrInconclusive, r.Families[0].Verdict.WebRTC)
 		}
+		if answered(r) {
+			return fmt.Errorf("%w: servers answered, but only with errors or unusable replies (see each binding)", ErrInconclusive)
+		}
 		return ErrInconclusive
 	}
 	return nil
