@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -188,6 +189,15 @@ func (o *TurnServeOptions) parse(cmd *cobra.Command, fl *turnServeFlags) error {
 	}
 	if o.RelayIP, err = ip("relay-ip", fl.relayIP); err != nil {
 		return err
+	}
+	if o.RelayIP.IsValid() {
+		// Relay sockets are bound per allocation: an address of
+		// another host would fail every Allocate with 508.
+		c, err := net.ListenPacket("udp", netip.AddrPortFrom(o.RelayIP, 0).String())
+		if err != nil {
+			return fmt.Errorf("--relay-ip %s: not an address of this host (%v)", o.RelayIP, err)
+		}
+		_ = c.Close() // a probe only
 	}
 	if o.ExternalIP, err = ip("external-ip", fl.externalIP); err != nil {
 		return err

@@ -297,6 +297,7 @@ func TestTurnServeUsageErrors(t *testing.T) {
 	}{
 		{"no credentials", nil, "no credentials: give --user, --users-file or --auth-secret"},
 		{"bad port", append([]string{"--port", "abc"}, u...), "invalid argument"},
+		{"relay ip of another host", append([]string{"--listen", "127.0.0.1", "--relay-ip", "192.0.2.5"}, u...), "not an address of this host"},
 		{"port out of range", append([]string{"--port", "70000"}, u...), "port"},
 		{"bad listen", append([]string{"--listen", "turn.example.com"}, u...), "not an IP address"},
 		{"empty listen", append([]string{"--listen", ""}, u...), "--listen: an IP address is required"},
