@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/rtckit/rtckit/diag/stunprobe"
@@ -106,6 +107,19 @@ func stunProbeConfig(opts *StunProbeOptions) (stunprobe.Options, error) {
 		return po, fmt.Errorf("--ipv4 and --ipv6 exclude each other")
 	}
 	po.IPv4, po.IPv6 = !opts.IPv6Only, !opts.IPv4Only
+	if opts.IPv4Only || opts.IPv6Only {
+		// A family no server can be reached in would probe nothing.
+		usable := false
+		for _, sv := range po.Servers {
+			ip, err := netip.ParseAddr(sv.Host)
+			if err != nil || ip.Unmap().Is4() == opts.IPv4Only {
+				usable = true // a name may have addresses of either family
+			}
+		}
+		if !usable {
+			return po, fmt.Errorf("--ipv%s: no server has an address of that family", map[bool]string{true: "4", false: "6"}[opts.IPv4Only])
+		}
+	}
 	if opts.Lifetime && opts.LifetimeMax < time.Second {
 		return po, fmt.Errorf("--lifetime-max must be at least 1s")
 	}

@@ -55,6 +55,7 @@ func TestStunProbeUsageErrors(t *testing.T) {
 		{"unknown transport", []string{"stun", "probe", "-s", "stun:127.0.0.1", "--transport", "sctp"}, "unknown transport"},
 		{"both families excluded", []string{"stun", "probe", "-s", "stun:127.0.0.1", "-4", "-6"}, "exclude each other"},
 		{"unknown flag", []string{"stun", "probe", "--bogus"}, "unknown flag"},
+		{"no server of the family", []string{"stun", "probe", "-s", "stun:127.0.0.1", "-6"}, "no server has an address of that family"},
 		{"stray argument", []string{"stun", "probe", "extra"}, "unknown command"},
 	}
 	for _, tt := range tests {
