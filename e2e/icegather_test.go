@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,5 +153,29 @@ func TestICEGatherRelayCheckThroughTurnServe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestICEGatherRelayCheckRefused: a TURN server that refuses the relay
+// check's allocations (a quota of one) fails the check with the reason at
+// once, not when the check's deadline passes.
+func TestICEGatherRelayCheckRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ev struct {
+		URIs []string `json:"uris"`
+	}
+	startJSONChild(t, rtckit(ctx, "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
+		"--user", "alice:wonderland", "--allow-loopback-peers", "--quota", "1"), &ev)
+	if len(ev.URIs) == 0 {
+		t.Fatal("turn serve announced no URI")
+	}
+	res := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--relay-check", "--turn",
+		strings.Replace(ev.URIs[0], "turn:", "turn:alice:wonderland@", 1)))
+	if res.code != 6 || len(res.report.RelayChecks) != 1 {
+		t.Fatalf("exit %d, relay checks %+v: want 6 and one check; stderr %s", res.code, res.report.RelayChecks, res.stderr)
+	}
+	if c := res.report.RelayChecks[0]; c.Passed || !strings.Contains(c.Error, "no relay candidate") {
+		t.Errorf("relay check %+v, want a failure naming the missing relay candidate", c)
 	}
 }

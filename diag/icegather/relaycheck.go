@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +101,13 @@ func relayCheck(ctx context.Context, api *webrtc.API, opts Options, server peer.
 	if err := negotiate(ctx, a, b); err != nil {
 		res.Error = err.Error()
 		return res
+	}
+	for name, pc := range map[string]*webrtc.PeerConnection{"first": a, "second": b} {
+		if d := pc.LocalDescription(); d != nil && !strings.Contains(d.SDP, " typ relay") {
+			// Nothing can connect: no need to wait for the deadline.
+			res.Error = "the " + name + " peer got no relay candidate: the server refused its allocation (quota, credentials or capacity; the server's own entry says why)"
+			return res
+		}
 	}
 	select {
 	case <-open:
