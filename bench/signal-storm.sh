@@ -12,6 +12,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+say() { printf 'signal-storm.sh: %s\n' "$*" >&2; }
+
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
 pairs="${1:-500}"
 shift || true
 for tool in taskset jq bc; do
@@ -36,18 +41,9 @@ if [ "${#bins[@]}" -eq 0 ]; then
 fi
 
 for bin in "${bins[@]}"; do
-	taskset -c 1 "$bin" --json signal serve --listen 127.0.0.1:0 --rate 0 \
-		--max-connections $((2 * pairs + 100)) >"$out/hub.json" 2>"$out/hub.log" &
-	hub_pid=$!
-	url=""
-	for _ in $(seq 100); do
-		url="$(jq -r 'select(.event=="listening") | .websocket' "$out/hub.json" 2>/dev/null || true)"
-		[ -n "$url" ] && break
-		sleep 0.1
-	done
-	[ -n "$url" ] || { echo "signal-storm.sh: the hub did not start" >&2; cat "$out/hub.log" >&2; exit 1; }
+	start_signal_hub "$bin" "$out" $((2 * pairs + 100))
 	start=$(date +%s.%N)
-	taskset -c 0 timeout 600 "$bin" --json signal bench --url "${url/localhost/127.0.0.1}" \
+	taskset -c 0 timeout 600 "$bin" --json signal bench --url "$hub_url" \
 		--pairs "$pairs" --rate 100 --duration 1s --hub-pid "$hub_pid" >"$out/bench.json"
 	end=$(date +%s.%N)
 	ticks=$(getconf CLK_TCK)

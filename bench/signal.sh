@@ -11,6 +11,12 @@
 # Usage: bench/signal.sh [DURATION]   (default 10s per throughput scenario)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'signal.sh: %s\n' "$*" >&2; }
+
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
 duration="${1:-10s}"
 pairs=100
 rate=45000
@@ -44,26 +50,9 @@ stop_hub() {
 trap 'stop_hub' EXIT
 go build -o "$bin" .
 
-# start_hub starts a fresh hub on a free loopback port and sets hub_pid
-# and hub_url.
-start_hub() {
-	: >"$out/hub.json"
-	taskset -c 1 "$bin" --json signal serve --listen 127.0.0.1:0 --rate 0 \
-		--max-connections $((idle + 1000)) >"$out/hub.json" 2>"$out/hub.log" &
-	hub_pid=$!
-	hub_url=""
-	for _ in $(seq 100); do
-		hub_url="$(jq -r 'select(.event=="listening") | .websocket' "$out/hub.json" 2>/dev/null || true)"
-		[ -n "$hub_url" ] && break
-		sleep 0.1
-	done
-	if [ -z "$hub_url" ]; then
-		echo "signal.sh: the hub did not start:" >&2
-		cat "$out/hub.log" >&2
-		exit 1
-	fi
-	hub_url="${hub_url/localhost/127.0.0.1}"
-}
+# start_hub starts a fresh hub (bench/lib.sh) with room for the idle
+# connections.
+start_hub() { start_signal_hub "$bin" "$out" $((idle + 1000)); }
 
 # bench NAME ARGS... runs the generator on core 0 against a fresh hub.
 bench() {

@@ -60,13 +60,9 @@ func TestCallRelayOnlyThroughEmbeddedTurn(t *testing.T) {
 // standalone `rtckit turn serve` (UDP for one, TCP for the other), named
 // on the command line with long-term credentials.
 func TestCallRelayOnlyThroughTurnServe(t *testing.T) {
-	var ev struct {
-		URIs []string `json:"uris"`
-	}
-	startJSONChild(t, rtckit(t.Context(), "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
-		"--user", "alice:wonderland", "--allow-loopback-peers"), &ev)
+	uris := startTurnServe(t, t.Context())
 	var udp, tcp string
-	for _, u := range ev.URIs {
+	for _, u := range uris {
 		withCreds := strings.Replace(u, "turn:", "turn:alice:wonderland@", 1)
 		switch {
 		case strings.HasSuffix(u, "transport=udp"):
@@ -76,7 +72,7 @@ func TestCallRelayOnlyThroughTurnServe(t *testing.T) {
 		}
 	}
 	if udp == "" || tcp == "" {
-		t.Fatalf("turn serve URIs %v, want UDP and TCP", ev.URIs)
+		t.Fatalf("turn serve URIs %v, want UDP and TCP", uris)
 	}
 	hub := startHub(t)
 	rep, _ := relayCall(t, hub,

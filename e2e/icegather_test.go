@@ -123,28 +123,21 @@ func TestICEGatherCoturnRESTSecret(t *testing.T) {
 func TestICEGatherRelayCheckThroughTurnServe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var ev struct {
-		URIs []string `json:"uris"`
-	}
-	startJSONChild(t, rtckit(ctx, "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
-		"--user", "alice:wonderland", "--auth-secret", "lab-secret", "--allow-loopback-peers"), &ev)
-	if len(ev.URIs) < 2 {
-		t.Fatalf("turn serve URIs %v, want UDP and TCP", ev.URIs)
-	}
+	uris := startTurnServe(t, ctx, "--auth-secret", "lab-secret")
 	for name, creds := range map[string][]string{
 		"long-term": {"--turn-user", "alice", "--turn-pass", "wonderland"},
 		"REST":      {"--turn-secret", "lab-secret"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := []string{"--json", "ice", "gather", "--require", "relay", "--relay-check"}
-			for _, u := range ev.URIs {
+			for _, u := range uris {
 				args = append(args, "--turn", u)
 			}
 			res := runGather(t, rtckit(ctx, append(args, creds...)...))
 			if res.code != 0 {
 				t.Fatalf("exit %d: %s\nservers %+v\nrelay checks %+v", res.code, res.stderr, res.report.Servers, res.report.RelayChecks)
 			}
-			if len(res.report.RelayChecks) != len(ev.URIs) {
+			if len(res.report.RelayChecks) != len(uris) {
 				t.Errorf("relay checks %+v, want one per listener", res.report.RelayChecks)
 			}
 			for _, c := range res.report.RelayChecks {
@@ -162,20 +155,30 @@ func TestICEGatherRelayCheckThroughTurnServe(t *testing.T) {
 func TestICEGatherRelayCheckRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var ev struct {
-		URIs []string `json:"uris"`
-	}
-	startJSONChild(t, rtckit(ctx, "--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
-		"--user", "alice:wonderland", "--allow-loopback-peers", "--quota", "1"), &ev)
-	if len(ev.URIs) == 0 {
-		t.Fatal("turn serve announced no URI")
-	}
+	uris := startTurnServe(t, ctx, "--quota", "1")
 	res := runGather(t, rtckit(ctx, "--json", "ice", "gather", "--relay-check", "--turn",
-		strings.Replace(ev.URIs[0], "turn:", "turn:alice:wonderland@", 1)))
+		strings.Replace(uris[0], "turn:", "turn:alice:wonderland@", 1)))
 	if res.code != 6 || len(res.report.RelayChecks) != 1 {
 		t.Fatalf("exit %d, relay checks %+v: want 6 and one check; stderr %s", res.code, res.report.RelayChecks, res.stderr)
 	}
 	if c := res.report.RelayChecks[0]; c.Passed || !strings.Contains(c.Error, "no relay candidate") {
 		t.Errorf("relay check %+v, want a failure naming the missing relay candidate", c)
 	}
+}
+
+// startTurnServe runs `rtckit turn serve` on 127.0.0.1 with the user
+// alice:wonderland, loopback peers allowed and extra flags, and returns
+// its URIs, UDP and TCP (without credentials).
+func startTurnServe(t *testing.T, ctx context.Context, extra ...string) []string {
+	t.Helper()
+	var ev struct {
+		URIs []string `json:"uris"`
+	}
+	args := append([]string{"--json", "turn", "serve", "--listen", "127.0.0.1", "--port", "0",
+		"--user", "alice:wonderland", "--allow-loopback-peers"}, extra...)
+	startJSONChild(t, rtckit(ctx, args...), &ev)
+	if len(ev.URIs) < 2 {
+		t.Fatalf("turn serve URIs %v, want UDP and TCP", ev.URIs)
+	}
+	return ev.URIs
 }

@@ -398,20 +398,3 @@ func TestClusterApplyYieldsCaseVariants(t *testing.T) {
 	}
 	h.Shutdown("done")
 }
-
-// TestHubRateLimitedBurstOne: with a burst of one, a calm client gets a
-// rate-limited error again for its next flood.
-func TestHubRateLimitedBurstOne(t *testing.T) {
-	h := NewHub(HubConfig{Rate: 20, Burst: 1})
-	c, f := join(t, h, "flood", 64)
-	f.until(t, TypeUserList)
-	for round := range 2 {
-		for range 3 {
-			send(c, `{"type":"ping","ts":1}`)
-		}
-		if m := f.until(t, TypeError); m.Code != CodeRateLimited {
-			t.Fatalf("round %d: %+v", round, m)
-		}
-		time.Sleep(200 * time.Millisecond) // the token comes back
-	}
-}

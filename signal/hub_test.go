@@ -401,43 +401,69 @@ func TestHubBus(t *testing.T) {
 	b.Shutdown("done")
 }
 
+// testClock is a hub clock that tests move by hand.
+type testClock struct{ t time.Time }
+
+func (c *testClock) now() time.Time          { return c.t }
+func (c *testClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func withClock(h *Hub) *testClock            { c := &testClock{t: time.Now()}; h.now = c.now; return c }
+func rateErrors(f *fakeConn) int {
+	n := 0
+	for {
+		select {
+		case b := <-f.q:
+			if strings.Contains(string(b), CodeRateLimited) {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
+
 // TestHubRateLimitedOncePerFlood: a client that keeps sending faster than
 // its rate gets one rate-limited error, not one per refilled token; after
 // it calmed down, a new flood gets a new one.
 func TestHubRateLimitedOncePerFlood(t *testing.T) {
 	h := NewHub(HubConfig{Rate: 20, Burst: 40})
+	clock := withClock(h)
 	c, f := join(t, h, "flood", 1024)
 	f.until(t, TypeUserList)
 	ping := `{"type":"ping","ts":1}`
-	errs := func() int {
-		n := 0
-		for {
-			select {
-			case b := <-f.q:
-				if strings.Contains(string(b), CodeRateLimited) {
-					n++
-				}
-			default:
-				return n
-			}
-		}
-	}
 	for range 100 { // the burst, then the flood
 		send(c, ping)
 	}
 	for range 60 { // 100 messages/s against 20/s: a token now and then
-		time.Sleep(10 * time.Millisecond)
+		clock.advance(10 * time.Millisecond)
 		send(c, ping)
 	}
-	if n := errs(); n != 1 {
+	if n := rateErrors(f); n != 1 {
 		t.Fatalf("%d rate-limited errors for one flood, want 1", n)
 	}
-	time.Sleep(1500 * time.Millisecond) // more than half the burst comes back
+	clock.advance(1500 * time.Millisecond) // more than half the burst comes back
 	for range 100 {
 		send(c, ping)
 	}
-	if n := errs(); n != 1 {
+	if n := rateErrors(f); n != 1 {
 		t.Fatalf("%d rate-limited errors for the second flood, want 1", n)
+	}
+}
+
+// TestHubRateLimitedBurstOne: with a burst of one, a calm client gets a
+// rate-limited error again for its next flood.
+func TestHubRateLimitedBurstOne(t *testing.T) {
+	h := NewHub(HubConfig{Rate: 20, Burst: 1})
+	clock := withClock(h)
+	c, f := join(t, h, "flood", 64)
+	f.until(t, TypeUserList)
+	for round := range 2 {
+		for range 3 {
+			send(c, `{"type":"ping","ts":1}`)
+		}
+		if m := f.until(t, TypeError); m.Code != CodeRateLimited {
+			t.Fatalf("round %d: %+v", round, m)
+		}
+		clock.advance(200 * time.Millisecond) // the token comes back
 	}
 }
 

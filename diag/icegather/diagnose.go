@@ -16,6 +16,7 @@ import (
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/turn/v5"
 	"github.com/rtckit/rtckit/diag/stunprobe"
+	"github.com/rtckit/rtckit/internal/untrusted"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -151,7 +152,7 @@ func classifyErr(err error) diagnosis {
 	if errors.As(err, &te) {
 		code := int(te.ErrorCodeAttr.Code)
 		d := diagnosis{code: code, message: fmt.Sprintf("TURN error %d", code)}
-		if reason := printable(string(te.ErrorCodeAttr.Reason)); reason != "" {
+		if reason := untrusted.Text(string(te.ErrorCodeAttr.Reason)); reason != "" {
 			d.message += " " + reason
 		}
 		switch code {
@@ -226,20 +227,4 @@ func dial(ctx context.Context, n transport.Net, network, addr string) (net.Conn,
 		}()
 		return nil, ctx.Err()
 	}
-}
-
-// printable returns a server's reason phrase without control characters
-// (coturn pads its phrases with NULs) and trimmed, at most 128 bytes.
-func printable(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > 128 {
-		s = s[:128]
-	}
-	return s
 }

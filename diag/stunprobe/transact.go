@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rtckit/rtckit/internal/netaddr"
-
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
+	"github.com/rtckit/rtckit/internal/untrusted"
 )
 
 // maxDatagram is the largest UDP payload read; STUN replies are far smaller.
@@ -285,7 +286,7 @@ func parseReply(m *stun.Message, o observation) observation {
 			return o
 		}
 		o.outcome, o.errCode = OutcomeRejectedReq, int(ec.Code)
-		o.note = fmt.Sprintf("error %d %s", ec.Code, sanitize(string(ec.Reason)))
+		o.note = fmt.Sprintf("error %d %s", ec.Code, untrusted.Text(string(ec.Reason)))
 		return o
 	}
 	var xor stun.XORMappedAddress
@@ -345,19 +346,7 @@ func software(m *stun.Message) string {
 	if s.GetFrom(m) != nil {
 		return ""
 	}
-	return sanitize(s.String())
-}
-
-// sanitize keeps printable ASCII of untrusted text, capped in length.
-func sanitize(s string) string {
-	const maxLen = 128
-	out := make([]byte, 0, min(len(s), maxLen))
-	for i := 0; i < len(s) && len(out) < maxLen; i++ {
-		if c := s[i]; c >= 0x20 && c < 0x7f {
-			out = append(out, c)
-		}
-	}
-	return string(out)
+	return untrusted.Text(s.String())
 }
 
 func toAddrPort(ip net.IP, port int) netip.AddrPort {
