@@ -40,3 +40,43 @@ start_signal_hub() {
 	fi
 	hub_url="${hub_url/localhost/127.0.0.1}"
 }
+
+# cap_cpu PID PERCENT moves PID into a cgroup of its own that may use
+# PERCENT % of one core (CPU quota over a 2 ms period, so that the
+# process runs in slices of about a millisecond), and sets capped_cgroup
+# to that cgroup's directory for uncap_cpu. It returns 1, saying why, when
+# this machine gives no CPU controller to this user (root, cgroup v1 or v2).
+cap_cpu() {
+	local pid="$1" percent="$2" period=2000 quota dir
+	quota=$((period * percent / 100))
+	capped_cgroup=""
+	if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		dir="/sys/fs/cgroup/rtckit-bench-$$"
+		grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+		mkdir -p "$dir" 2>/dev/null && echo "$quota $period" >"$dir/cpu.max" 2>/dev/null || {
+			say "cannot cap the hub's CPU: no writable cgroup v2 cpu controller (run as root)"
+			rmdir "$dir" 2>/dev/null || true
+			return 1
+		}
+	elif [ -w /sys/fs/cgroup/cpu ]; then
+		dir="/sys/fs/cgroup/cpu/rtckit-bench-$$"
+		mkdir -p "$dir" && echo "$period" >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us" || {
+			say "cannot cap the hub's CPU: the cgroup v1 cpu controller refused the quota"
+			rmdir "$dir" 2>/dev/null || true
+			return 1
+		}
+	else
+		say "cannot cap the hub's CPU: no cgroup cpu controller is writable (run as root)"
+		return 1
+	fi
+	echo "$pid" >"$dir/cgroup.procs"
+	capped_cgroup="$dir"
+}
+
+# uncap_cpu removes the cgroup of cap_cpu once its process has exited.
+uncap_cpu() {
+	if [ -n "${capped_cgroup:-}" ]; then
+		rmdir "$capped_cgroup" 2>/dev/null || say "could not remove $capped_cgroup"
+		capped_cgroup=""
+	fi
+}

@@ -5,7 +5,10 @@
 #   (a) idle connections just below the open-file limit, spread over
 #       127.0.0.2-127.0.0.9: memory per idle connection;
 #   (b) 100 sender→receiver pairs as fast as possible: messages/s and CPU;
-#   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency.
+#   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency;
+#   (d) 100 pairs as fast as possible with the hub capped at 70 % and at
+#       50 % of its core (a cgroup CPU quota, as root): messages per CPU-second
+#       of a saturated hub, which one generator core cannot reach otherwise.
 # Prints a Markdown table on stdout; the raw JSON reports stay in $out.
 #
 # Usage: bench/signal.sh [DURATION]   (default 10s per throughput scenario)
@@ -46,6 +49,7 @@ stop_hub() {
 		wait "$hub_pid" 2>/dev/null || true
 		hub_pid=""
 	fi
+	uncap_cpu
 }
 trap 'stop_hub' EXIT
 go build -o "$bin" .
@@ -64,24 +68,43 @@ bench() {
 	stop_hub
 }
 
+# bench_capped NAME PERCENT ARGS... is bench with the hub held to PERCENT
+# % of its core; it leaves no report when the cap cannot be set.
+bench_capped() {
+	local name="$1" percent="$2"
+	shift 2
+	start_hub
+	if cap_cpu "$hub_pid" "$percent"; then
+		echo "signal.sh: $name: hub capped at $percent %: rtckit signal bench --url $hub_url --hub-pid $hub_pid $*" >&2
+		taskset -c 0 "$bin" --json signal bench --url "$hub_url" --hub-pid "$hub_pid" "$@" >"$out/$name.json"
+	fi
+	stop_hub
+}
+
 # The idle scenario runs last: its ~20,000 closed connections linger in
 # TIME_WAIT for a minute and slow the loopback TCP stack of whatever runs
 # next (about 20 % more hub CPU per message at 45,000 msg/s).
 bench max --pairs "$pairs" --rate 0 --duration "$duration"
 bench rate --pairs "$pairs" --rate "$rate" --duration "$duration"
+bench_capped cap70 70 --pairs "$pairs" --rate 0 --duration "$duration"
+bench_capped cap50 50 --pairs "$pairs" --rate 0 --duration "$duration"
 bench idle --pairs 0 --idle "$idle" --duration 5s --source-ip 127.0.0.2-127.0.0.9
 
-echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | generator % of its core | lost | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub loop turn p99 ≤ ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | generator % of its core | lost | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 row() {
 	jq -r --arg name "$2" '
 		def ms: if . == null then "–" else (. / 1e6 * 100 | round / 100 | tostring) end;
 		def r(n): (. * n | round) / n;
-		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(if .generator then (.generator.core_share * 100 | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
+		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.loop_turns.p99_at_most_ns | if . == null then "–" elif . < 0 then "> 41" else (. / 1e6 | tostring) end) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(if .generator then (.generator.core_share * 100 | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
 		"$out/$1.json"
 }
+# optional_row FILE NAME is row for a scenario that may have been skipped.
+optional_row() { if [ -s "$out/$1.json" ]; then row "$@"; fi; }
 row idle "(a) $idle idle connections"
 row max "(b) $pairs pairs, as fast as possible"
 row rate "(c) $pairs pairs at $rate msg/s"
+optional_row cap70 "(d) $pairs pairs, as fast as possible, hub capped at 70 % of its core"
+optional_row cap50 "(d) $pairs pairs, as fast as possible, hub capped at 50 % of its core"
 echo
-echo "Raw reports: $out/{idle,max,rate}.json" >&2
+echo "Raw reports: $out/{idle,max,rate,cap70,cap50}.json" >&2

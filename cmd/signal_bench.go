@@ -71,7 +71,10 @@ measures the delivery latency (p50/p90/p99/max).
 
 With --hub-pid, the hub's process on this machine, bench reads its resident
 memory before connecting and at the end (memory per connection) and its CPU
-time while sending (CPU per relayed message).
+time while sending (CPU per relayed message), and from the hub's /metrics the
+turns of its event loop while sending (the time from a wake-up of the loop to
+the end of the writes it queued, as bucket bounds): the hub's own share of the
+latency, the rest being the kernel's and the generator's.
 
 Bench refuses a hub that is not on a loopback address unless --allow-remote:
 it must never load a machine by accident. Against rtckit signal serve, start
@@ -239,6 +242,9 @@ func signalBenchText(r SignalBenchReport) string {
 			h.BytesPerConnection/1024, float64(h.RSSBefore)/(1<<20), float64(h.RSSAfter)/(1<<20))
 		row("hub CPU", "%s, %.2f µs per message, %.0f messages per CPU-second",
 			h.CPU.Round(10*time.Millisecond), float64(h.CPUPerMessage)/float64(time.Microsecond), h.MessagesPerCPUSecond)
+		if t := h.LoopTurns; t != nil {
+			row("hub loop turns", "%d, p50 ≤ %s  p99 ≤ %s  p99.9 ≤ %s", t.Turns, turnBound(t.P50Max), turnBound(t.P99Max), turnBound(t.P999Max))
+		}
 	} else {
 		row("hub usage", "not measured (--hub-pid)")
 	}
@@ -257,6 +263,15 @@ func signalBenchText(r SignalBenchReport) string {
 		row("errors", "%s", s)
 	}
 	return b.String()
+}
+
+// turnBound formats a loop-turn quantile bound; negative is beyond the
+// histogram's largest bucket.
+func turnBound(d time.Duration) string {
+	if d < 0 {
+		return "> 41 ms"
+	}
+	return benchMS(d)
 }
 
 // benchMS formats d in milliseconds with two decimals.

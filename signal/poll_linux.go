@@ -149,13 +149,21 @@ func (p *poller) wakeLocked() {
 // loop runs the event loop until it has no connection left.
 func (p *poller) loop() {
 	next := time.Now().Add(p.sweep)
-	var deadline time.Time
+	var deadline, woke time.Time
 	for p.drain() {
+		if !woke.IsZero() {
+			// The turn ends once drain wrote what its events queued.
+			p.s.metrics.loopTurn(time.Since(woke))
+			woke = time.Time{}
+		}
 		if deadline != next {
 			deadline = next
 			_ = p.ep.SetReadDeadline(next) // an epoll descriptor takes deadlines
 		}
 		n := p.wait()
+		if n > 0 {
+			woke = time.Now()
+		}
 		p.mu.Lock()
 		p.awake = true
 		p.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,24 @@ func TestHealthzAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The event loop timed its turns: at least one per message read.
+	if turns := metricValue(body, "rtckit_signal_loop_turn_seconds_count"); pollSupported && turns < 3 {
+		t.Errorf("rtckit_signal_loop_turn_seconds_count = %v, want at least 3", turns)
+	}
+}
+
+// metricValue returns the value of the sample named name in a Prometheus
+// text exposition, -1 when it is not there.
+func metricValue(body, name string) float64 {
+	for line := range strings.Lines(body) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 func TestPage(t *testing.T) {

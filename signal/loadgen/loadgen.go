@@ -151,6 +151,10 @@ type HubUsage struct {
 	// CPUPerMessage is CPU / Delivered; MessagesPerCPUSecond its inverse.
 	CPUPerMessage        time.Duration `json:"cpu_per_message_ns"`
 	MessagesPerCPUSecond float64       `json:"messages_per_cpu_second"`
+	// LoopTurns is the hub's own share of the latency, from the event-loop
+	// histogram of its /metrics; nil when /metrics could not be read or
+	// the hub serves without its event loop.
+	LoopTurns *LoopTurns `json:"loop_turns,omitempty"`
 }
 
 // Errors count what went wrong during a run.
@@ -243,7 +247,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	r.log.Info("connected", "pairs", len(pairs), "idle", len(idle), "open", r.open.Load())
 
 	var cpuStart procSample
+	var turnsStart bucketCounts
 	if opts.HubPID != 0 {
+		turnsStart = r.loopTurns(ctx)
 		cpuStart, _ = readProc(opts.ProcRoot, opts.HubPID) // read just before; a failure shows as zero CPU
 	}
 	self, selfErr := readProc(opts.ProcRoot, os.Getpid())
@@ -260,6 +266,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.HubPID != 0 {
 		if after, err := readProc(opts.ProcRoot, opts.HubPID); err == nil {
 			res.Hub = hubUsage(opts.HubPID, before, cpuStart, after)
+			if turnsStart != nil {
+				if turnsEnd := r.loopTurns(ctx); turnsEnd != nil {
+					res.Hub.LoopTurns = loopTurnsBetween(turnsStart, turnsEnd)
+				}
+			}
 		} else {
 			r.log.Warn("reading the hub's /proc", "err", err)
 		}

@@ -3,9 +3,12 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +47,7 @@ func TestRun(t *testing.T) {
 		name string
 		opts Options
 	}{
-		{"rate", Options{Pairs: 10, Rate: 500, Duration: time.Second}},
+		{"rate", Options{Pairs: 10, Rate: 500, Duration: time.Second, HubPID: os.Getpid()}},
 		{"window", Options{Pairs: 10, Window: 4, Duration: 500 * time.Millisecond}},
 		{"idle and churn", Options{Pairs: 4, Rate: 200, Idle: 20, Churn: 8, Duration: time.Second}},
 	}
@@ -73,6 +76,13 @@ func TestRun(t *testing.T) {
 			}
 			if opts.Churn > 0 && res.Reconnects == 0 {
 				t.Error("no reconnects with churn")
+			}
+			if opts.HubPID != 0 && pollLoop {
+				// The offers took turns of the loop; several may share one.
+				lt := res.Hub.LoopTurns
+				if lt == nil || lt.Turns == 0 || lt.P50Max <= 0 || lt.P50Max > lt.P99Max || lt.P99Max > lt.P999Max {
+					t.Errorf("loop turns = %+v for %d delivered", lt, res.Delivered)
+				}
 			}
 			if opts.Rate > 0 && res.MessagesPerSecond > 1.5*opts.Rate {
 				t.Errorf("%.0f messages/s, over the target %.0f", res.MessagesPerSecond, opts.Rate)
@@ -182,5 +192,62 @@ func TestGeneratorUsage(t *testing.T) {
 	}
 	if g := generatorUsage(procSample{}, procSample{CPU: time.Second}, 0, 0); g.CPUPerMessage != 0 || g.CoreShare != 0 {
 		t.Errorf("usage without messages or time %+v, want zeros", g)
+	}
+}
+
+// pollLoop tells whether the hub serves plain WebSockets from its event
+// loop here (Linux), which is what times its turns.
+const pollLoop = runtime.GOOS == "linux"
+
+func TestLoopTurnsBetween(t *testing.T) {
+	exposition := func(counts ...int) string {
+		var b strings.Builder
+		b.WriteString("# TYPE rtckit_signal_loop_turn_seconds histogram\n")
+		for i, le := range []string{"1e-05", "0.0001", "0.001"} {
+			fmt.Fprintf(&b, "rtckit_signal_loop_turn_seconds_bucket{le=%q} %d\n", le, counts[i])
+		}
+		fmt.Fprintf(&b, "rtckit_signal_loop_turn_seconds_bucket{le=\"+Inf\"} %d\n", counts[3])
+		fmt.Fprintf(&b, "rtckit_signal_loop_turn_seconds_sum 1\nrtckit_signal_loop_turn_seconds_count %d\n", counts[3])
+		return b.String()
+	}
+	before, err := parseLoopTurns(strings.NewReader(exposition(5, 5, 5, 5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1,000 turns since: 900 under 10 µs, 95 more under 100 µs, 3 more
+	// under 1 ms, two slower.
+	after, err := parseLoopTurns(strings.NewReader(exposition(905, 1000, 1003, 1005)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := loopTurnsBetween(before, after)
+	want := &LoopTurns{Turns: 1000, P50Max: 10 * time.Microsecond, P99Max: 100 * time.Microsecond, P999Max: -1}
+	if got == nil || *got != *want {
+		t.Errorf("loopTurnsBetween = %+v, want %+v", got, want)
+	}
+	if got := loopTurnsBetween(after, after); got != nil {
+		t.Errorf("no turns: %+v, want nil", got)
+	}
+	if _, err := parseLoopTurns(strings.NewReader("other_metric 1\n")); err == nil {
+		t.Error("an exposition without the histogram was accepted")
+	}
+	if _, err := parseLoopTurns(strings.NewReader("{{{ not prometheus")); err == nil {
+		t.Error("garbage was accepted")
+	}
+}
+
+func TestMetricsURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"ws://127.0.0.1:8080/ws?x=1":     "http://127.0.0.1:8080/metrics",
+		"wss://user@hub.test/":           "https://hub.test/metrics",
+		"ws://[::1]:9000/some/path#frag": "http://[::1]:9000/metrics",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := metricsURL(u); got != want {
+			t.Errorf("metricsURL(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
