@@ -37,6 +37,10 @@ const (
 	// ExitDropped means a connected call ended abnormally: the connection
 	// failed and ICE restarts did not bring it back.
 	ExitDropped = 8
+	// ExitInterrupted means `stun probe` or `ice gather` was interrupted
+	// (SIGINT or SIGTERM) before it finished: its report is partial. The
+	// value is the shell's for a process ended by SIGINT (128+2).
+	ExitInterrupted = 130
 )
 
 // exitError carries an explicit exit code and whether the message was already shown.
@@ -71,6 +75,8 @@ func ExitCode(err error) int {
 		return ee.code
 	case errors.Is(err, peer.ErrBadURI):
 		return ExitUsage
+	case errors.Is(err, stunprobe.ErrInterrupted), errors.Is(err, icegather.ErrInterrupted):
+		return ExitInterrupted
 	case errors.Is(err, stunprobe.ErrNoUDP):
 		return ExitNoUDP
 	case errors.Is(err, stunprobe.ErrUnreachable):

@@ -86,6 +86,14 @@ func runICEGather(ctx context.Context, g *GlobalOptions, opts *ICEGatherOptions,
 	if err != nil {
 		return usageError(err)
 	}
+	gopts := icegather.Options{
+		Servers: servers, ICE: opts.ICE, Require: opts.Require, RelayCheck: opts.RelayCheck,
+		RelayCheckCount: opts.RelayCount, ServerTimeout: opts.ServerTimeout, Logger: g.Logger(),
+	}
+	// Every usage error is found before the first line of output.
+	if err := gopts.Validate(); err != nil {
+		return usageError(err)
+	}
 	ctx, cancel := g.Context(ctx, icegather.DefaultTimeout)
 	defer cancel()
 	var mu sync.Mutex
@@ -96,10 +104,6 @@ func runICEGather(ctx context.Context, g *GlobalOptions, opts *ICEGatherOptions,
 		if writeErr == nil {
 			_, writeErr = io.WriteString(out, s)
 		}
-	}
-	gopts := icegather.Options{
-		Servers: servers, ICE: opts.ICE, Require: opts.Require, RelayCheck: opts.RelayCheck,
-		RelayCheckCount: opts.RelayCount, ServerTimeout: opts.ServerTimeout, Logger: g.Logger(),
 	}
 	switch {
 	case opts.NDJSON:
@@ -119,7 +123,7 @@ func runICEGather(ctx context.Context, g *GlobalOptions, opts *ICEGatherOptions,
 	}
 	report, err := icegather.Gather(ctx, gopts)
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	switch {
 	case g.JSON:

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtckit/rtckit/diag/stunprobe"
 	"github.com/rtckit/rtckit/stunserver"
@@ -16,9 +17,42 @@ import (
 // runCLI runs rtckit in-process and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runCLIContext(t, context.Background(), args...)
+}
+
+// runCLIContext runs rtckit in-process under ctx, whose cancellation stands
+// for SIGINT or SIGTERM (Main's signal.NotifyContext).
+func runCLIContext(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Run(context.Background(), Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
+	code = Run(ctx, Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, args)
 	return code, out.String(), errOut.String()
+}
+
+// interruptOnFirstPacket returns a silent UDP server on loopback and a
+// context cancelled as soon as the server receives its first packet: an
+// interruption while a command waits for the network.
+func interruptOnFirstPacket(t *testing.T) (context.Context, *net.UDPConn) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		if _, _, err := conn.ReadFrom(buf); err == nil {
+			cancel()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = conn.Close()
+		<-done
+	})
+	return ctx, conn
 }
 
 // startStunServer serves STUN in-process on loopback; alternate enables RFC 5780.
@@ -149,5 +183,41 @@ func TestStunProbeIPv6Loopback(t *testing.T) {
 		if b.Status != stunprobe.StatusOK || b.Family != "ipv6" {
 			t.Errorf("binding %+v, want ok over IPv6", b)
 		}
+	}
+}
+
+// TestStunProbeInterrupted: SIGINT or SIGTERM while the probe waits for a
+// silent server is an interruption (exit 130, outcome "interrupted"), not
+// "every server unreachable"; the partial report is still printed.
+func TestStunProbeInterrupted(t *testing.T) {
+	for _, asJSON := range []bool{true, false} {
+		t.Run(map[bool]string{true: "json", false: "text"}[asJSON], func(t *testing.T) {
+			ctx, silent := interruptOnFirstPacket(t)
+			args := []string{"--timeout", "20s", "stun", "probe", "-4", "--transport", "udp", "-s", "stun:" + silent.LocalAddr().String()}
+			if asJSON {
+				args = append([]string{"--json"}, args...)
+			}
+			start := time.Now()
+			code, stdout, stderr := runCLIContext(t, ctx, args...)
+			if code != ExitInterrupted || !strings.Contains(stderr, "interrupted") {
+				t.Fatalf("exit %d, stderr %q; want %d saying interrupted", code, stderr, ExitInterrupted)
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %s after the interruption", d)
+			}
+			if !asJSON {
+				if !strings.Contains(stdout, "interrupted") || strings.Contains(stdout, "UDP blocked") {
+					t.Errorf("text output does not say it was interrupted:\n%s", stdout)
+				}
+				return
+			}
+			var r stunprobe.Report
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatalf("decode %q: %v", stdout, err)
+			}
+			if r.Outcome != stunprobe.OutcomeInterrupted || len(r.Servers) != 1 {
+				t.Errorf("outcome %q, servers %+v; want interrupted with the server listed", r.Outcome, r.Servers)
+			}
+		})
 	}
 }

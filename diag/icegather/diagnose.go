@@ -77,36 +77,58 @@ func diagnoseSTUN(ctx context.Context, s peer.ICEServer, n transport.Net) diagno
 }
 
 func diagnoseTURN(ctx context.Context, s peer.ICEServer, n transport.Net, log *slog.Logger) diagnosis {
+	client, closeClient, d := dialTURN(ctx, s, n, log)
+	if d != nil {
+		return *d
+	}
+	defer closeClient()
+	relay, err := client.AllocateWithContext(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return diagnosis{kind: KindTimeout, message: "no answer to the TURN Allocate request before the deadline"}
+		}
+		return classifyErr(err)
+	}
+	_ = relay.Close()
+	return diagnosis{kind: KindNoCandidate, message: fmt.Sprintf("a direct allocation succeeded (relay %s) but gathering produced no relay candidate: check the network types and interface filters", relay.LocalAddr())}
+}
+
+// dialTURN connects a TURN client to s over the URI's transport, the way
+// pion does. The client and its connection close when ctx ends (so a
+// transaction without a context of its own ends too) or when the returned
+// function is called. On failure the diagnosis says why.
+func dialTURN(ctx context.Context, s peer.ICEServer, n transport.Net, log *slog.Logger) (*turn.Client, func(), *diagnosis) {
+	fail := func(d diagnosis) (*turn.Client, func(), *diagnosis) { return nil, nil, &d }
 	if n == nil {
 		var err error
 		if n, err = stdnet.NewNet(); err != nil {
-			return diagnosis{kind: KindError, message: err.Error()}
+			return fail(diagnosis{kind: KindError, message: err.Error()})
 		}
 	}
 	addr := s.URI.HostPort()
 	server, err := resolve(ctx, n, addr)
 	if err != nil {
-		return classifyErr(fmt.Errorf("resolve %s: %w", s.URI.Host, err))
+		return fail(classifyErr(fmt.Errorf("resolve %s: %w", s.URI.Host, err)))
 	}
 	var conn net.PacketConn
 	switch s.URI.Transport {
 	case peer.TransportTCP:
 		c, err := dial(ctx, n, "tcp", addr)
 		if err != nil {
-			return classifyErr(err)
+			return fail(classifyErr(err))
 		}
 		if s.URI.Secure() {
 			tc := tls.Client(c, &tls.Config{ServerName: s.URI.Host, MinVersion: tls.VersionTLS12})
 			if err := tc.HandshakeContext(ctx); err != nil {
 				_ = c.Close()
-				return diagnosis{kind: KindTLS, message: err.Error()}
+				return fail(diagnosis{kind: KindTLS, message: err.Error()})
 			}
 			c = tc
 		}
 		conn = turn.NewSTUNConn(c)
 	default:
 		if s.URI.Secure() {
-			return diagnosis{kind: KindError, message: "TURN over DTLS is not diagnosed"}
+			return fail(diagnosis{kind: KindError, message: "TURN over DTLS is not diagnosed"})
 		}
 		// The socket's family is the server's: from the dual-stack
 		// wildcard pion asks an IPv4 server for an IPv6 relay, which it
@@ -117,33 +139,32 @@ func diagnoseTURN(ctx context.Context, s peer.ICEServer, n transport.Net, log *s
 		}
 		c, err := n.ListenPacket(network, local)
 		if err != nil {
-			return classifyErr(err)
+			return fail(classifyErr(err))
 		}
 		conn = c
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
 	client, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn, Net: n,
 		Username: s.Username, Password: s.Credential, LoggerFactory: peer.SlogLoggerFactory{Logger: log},
 	})
 	if err != nil {
-		return classifyErr(err)
+		_ = conn.Close()
+		return fail(classifyErr(err))
 	}
-	defer client.Close()
+	closeAll := func() {
+		client.Close()
+		_ = conn.Close()
+	}
+	stop := context.AfterFunc(ctx, closeAll)
+	cleanup := func() {
+		stop()
+		closeAll()
+	}
 	if err := client.Listen(); err != nil {
-		return classifyErr(err)
+		cleanup()
+		return fail(classifyErr(err))
 	}
-	relay, err := client.AllocateWithContext(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return diagnosis{kind: KindTimeout, message: "no answer to the TURN Allocate request before the deadline"}
-		}
-		return classifyErr(err)
-	}
-	_ = relay.Close()
-	return diagnosis{kind: KindNoCandidate, message: fmt.Sprintf("a direct allocation succeeded (relay %s) but gathering produced no relay candidate: check the network types and interface filters", relay.LocalAddr())}
+	return client, cleanup, nil
 }
 
 // classifyErr maps a failure to an error kind.

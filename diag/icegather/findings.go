@@ -35,7 +35,7 @@ func findings(r *Report, ice peer.ICEConfig) []Finding {
 		}
 	}
 	wantsV6 := len(ice.Networks) == 0 || slices.Contains(ice.Networks, "udp6") || slices.Contains(ice.Networks, "tcp6")
-	if !v6 && wantsV6 && ice.Policy != peer.PolicyRelay {
+	if !v6 && wantsV6 && ice.Policy != peer.PolicyRelay && !r.Interrupted {
 		out = append(out, Finding{Code: "no-ipv6", Message: "no IPv6 candidate: this host has no usable IPv6 address, so IPv6-only peers cannot connect directly"})
 	}
 	for _, s := range r.Servers {

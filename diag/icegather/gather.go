@@ -2,6 +2,7 @@ package icegather
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,47 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Validate checks everything about the options that needs no network: the
+// shared ICE options, the server schemes, the required candidate types and
+// the combinations of flags that can never be met. Gather calls it first; a
+// command calls it before printing anything, so that a bad option is reported
+// alone.
+func (o *Options) Validate() error {
+	if err := o.ICE.Validate(); err != nil {
+		return err
+	}
+	hasTURN := false
+	for _, s := range o.Servers {
+		if s.URI.Scheme == peer.SchemeSTUNS {
+			// pion gathers server-reflexive candidates only from stun: over
+			// UDP; it would skip a stuns: server without a word.
+			return fmt.Errorf("%w: %s: stuns: is not supported for gathering (the WebRTC stack asks STUN servers over UDP only); "+
+				"give STUN servers as stun:host[:port] and TURN servers as turn: or turns: (rtckit stun probe tests STUN over TLS)", peer.ErrICEConfig, s.URI)
+		}
+		hasTURN = hasTURN || s.URI.IsTURN()
+	}
+	for _, t := range o.Require {
+		if !slices.Contains([]string{TypeHost, TypeSrflx, TypeRelay}, t) {
+			return fmt.Errorf("%w: unknown candidate type %q (want host, srflx or relay)", peer.ErrICEConfig, t)
+		}
+	}
+	relayOnly := o.ICE.Policy == peer.PolicyRelay
+	for _, t := range o.Require {
+		switch {
+		case t == TypeRelay && !hasTURN:
+			return fmt.Errorf("%w: --require relay needs a TURN server (--turn)", peer.ErrICEConfig)
+		case t == TypeSrflx && len(o.Servers) == 0:
+			return fmt.Errorf("%w: --require srflx needs a STUN or TURN server (--stun, --turn)", peer.ErrICEConfig)
+		case t != TypeRelay && relayOnly:
+			return fmt.Errorf("%w: --require %s can never be met with --ice-policy relay, which gathers relay candidates only", peer.ErrICEConfig, t)
+		}
+	}
+	if o.RelayCheck && !hasTURN {
+		return ErrNoTURN
+	}
+	return nil
+}
+
 func (o *Options) now() time.Time {
 	if o.Now != nil {
 		return o.Now()
@@ -77,15 +119,13 @@ type gatherer struct {
 
 // Gather gathers candidates from every server at once and returns when each
 // has produced its candidates or failed, or when ctx ends. Server failures
-// are results in the report; Gather's error is for invalid options only.
+// are results in the report; Gather's error is for invalid options (see
+// Options.Validate) and a host network that cannot be opened. When ctx is
+// cancelled (not timed out) before the run is over, the report holds what was
+// gathered until then and is marked Interrupted.
 func Gather(ctx context.Context, opts Options) (*Report, error) {
-	for _, t := range opts.Require {
-		if !slices.Contains([]string{TypeHost, TypeSrflx, TypeRelay}, t) {
-			return nil, fmt.Errorf("%w: unknown candidate type %q (want host, srflx or relay)", peer.ErrICEConfig, t)
-		}
-	}
-	if opts.RelayCheck && !slices.ContainsFunc(opts.Servers, func(s peer.ICEServer) bool { return s.URI.IsTURN() }) {
-		return nil, ErrNoTURN
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -127,7 +167,7 @@ func Gather(ctx context.Context, opts Options) (*Report, error) {
 	}
 	wg.Wait()
 
-	if opts.RelayCheck {
+	if opts.RelayCheck && !interrupted(ctx) {
 		relayAPI, err := peer.NewAPI(peer.APIConfig{ICE: opts.ICE, Net: opts.Net, Logger: log, NoRelayWait: true})
 		if err != nil {
 			return nil, err
@@ -135,6 +175,7 @@ func Gather(ctx context.Context, opts Options) (*Report, error) {
 		g.runRelayChecks(ctx, relayAPI)
 	}
 	r := g.report
+	r.Interrupted = interrupted(ctx)
 	r.DurationMS = g.elapsedMS()
 	sortCandidates(r.Candidates)
 	for _, c := range r.Candidates {
@@ -142,12 +183,18 @@ func Gather(ctx context.Context, opts Options) (*Report, error) {
 	}
 	r.Findings = findings(r, opts.ICE)
 	for _, t := range opts.Require {
-		if r.Counts[t] == 0 {
+		if r.Counts[t] == 0 && !r.Interrupted {
 			r.Missing = append(r.Missing, t)
 		}
 	}
 	g.emit(Event{Event: EventDone, Report: r})
 	return r, nil
+}
+
+// interrupted reports whether ctx was cancelled rather than timed out: the
+// caller stopped the run (SIGINT, SIGTERM) before it was over.
+func interrupted(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 func newServerResult(s peer.ICEServer) ServerResult {
@@ -210,15 +257,24 @@ func (g *gatherer) gatherServer(ctx context.Context, api *webrtc.API, i int, s p
 	if first >= 0 {
 		sr.FirstCandidateMS = &first
 	}
-	if n > 0 {
+	switch {
+	case n > 0:
 		sr.Status = StatusOK
-	} else {
+	case interrupted(ctx):
+		// Not a failure of the server: there is nothing to diagnose.
+		sr.Status, sr.Error = StatusInterrupted, "interrupted before the server produced a candidate"
+	default:
 		sr.Status = StatusFailed
 		d := diagnose(ctx, s, g.opts.Net, g.log)
 		if err != nil && d.kind == KindNoCandidate {
 			d.message = err.Error()
 		}
 		sr.ErrorKind, sr.ErrorCode, sr.Error = d.kind, d.code, d.message
+		if interrupted(ctx) {
+			// The diagnosis was cut short: its silence proves nothing.
+			sr.Status, sr.ErrorKind, sr.ErrorCode = StatusInterrupted, "", 0
+			sr.Error = "interrupted while finding out why the server produced no candidate"
+		}
 	}
 	g.mu.Lock()
 	g.report.Servers[i] = sr

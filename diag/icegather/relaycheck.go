@@ -5,11 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/peer"
 )
@@ -27,7 +32,10 @@ func (g *gatherer) runRelayChecks(ctx context.Context, api *webrtc.API) {
 			continue
 		}
 		wg.Go(func() {
-			c := relayCheck(ctx, api, g.opts, s)
+			c := relayCheck(ctx, api, g.opts, s, g.log)
+			if !c.Passed && interrupted(ctx) {
+				c.Error = "interrupted before the relay check finished"
+			}
 			checks[i] = &c
 		})
 	}
@@ -42,8 +50,10 @@ func (g *gatherer) runRelayChecks(ctx context.Context, api *webrtc.API) {
 
 // relayCheck connects two relay-only PeerConnections through server, opens
 // an unreliable DataChannel and echoes a burst of timestamped messages,
-// measuring loss and round trip times.
-func relayCheck(ctx context.Context, api *webrtc.API, opts Options, server peer.ICEServer) RelayCheck {
+// measuring loss and round trip times. What makes the connection impossible
+// ends the check at once: a peer without a relay candidate, or a server that
+// refuses the permissions towards the peers' relay addresses.
+func relayCheck(ctx context.Context, api *webrtc.API, opts Options, server peer.ICEServer, log *slog.Logger) RelayCheck {
 	res := RelayCheck{Server: server.URI.String()}
 	count := opts.RelayCheckCount
 	if count <= 0 {
@@ -109,8 +119,26 @@ func relayCheck(ctx context.Context, api *webrtc.API, opts Options, server peer.
 			return res
 		}
 	}
+	// pion asks for its permissions as it sends its connectivity checks,
+	// and only logs a refusal: ask the server directly, alongside.
+	refused := make(chan string, 1)
+	permCtx, stopPerm := context.WithTimeout(ctx, diagnoseTimeout)
+	var permWG sync.WaitGroup
+	defer func() {
+		stopPerm()
+		permWG.Wait()
+	}()
+	permWG.Go(func() {
+		if reason := permissionRefusal(permCtx, server, opts.Net, log, relayAddrs(a, b)); reason != "" {
+			refused <- reason
+		}
+	})
 	select {
 	case <-open:
+	case reason := <-refused:
+		res.Error = "the server refused a permission towards the peers' relay addresses: " + reason +
+			" (a peer address policy, such as coturn's denied-peer-ip or refusing loopback and private peers): nothing can be relayed"
+		return res
 	case <-ctx.Done():
 		res.Error = "the relayed connection did not open before the deadline (" + a.ICEConnectionState().String() + ")"
 		return res
@@ -210,6 +238,76 @@ func setLocalAndGather(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.
 	case <-ctx.Done():
 		return errors.New("candidate gathering did not finish before the deadline")
 	}
+}
+
+// relayAddrs returns the relay candidate addresses in the local descriptions
+// of pcs, one per IP address (permissions are per IP address, RFC 8656
+// section 9): the peers each side's relay must be permitted to reach.
+func relayAddrs(pcs ...*webrtc.PeerConnection) []*net.UDPAddr {
+	var out []*net.UDPAddr
+	seen := map[string]bool{}
+	for _, pc := range pcs {
+		d := pc.LocalDescription()
+		if d == nil {
+			continue
+		}
+		for line := range strings.Lines(d.SDP) {
+			// a=candidate:foundation component protocol priority address port typ type ...
+			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "a="))
+			if len(f) < 8 || !strings.HasPrefix(f[0], "candidate:") || f[6] != "typ" || f[7] != TypeRelay {
+				continue
+			}
+			ip := net.ParseIP(f[4])
+			port, err := strconv.Atoi(f[5])
+			if ip == nil || err != nil || seen[ip.String()] {
+				continue
+			}
+			seen[ip.String()] = true
+			out = append(out, &net.UDPAddr{IP: ip, Port: port})
+		}
+	}
+	return out
+}
+
+// permissionRefusal allocates on server directly, as each relay check peer
+// does, and asks it for a permission towards each of peers of its relay's
+// address family. It returns the server's refusal of one, as "TURN error
+// 403 Forbidden for peer 192.0.2.1", or "" when every permission was
+// granted or the question could not be put (an allocation refused, a
+// timeout): the connection attempt then tells. Only 403 (Forbidden) counts:
+// it is the answer to a peer address the server will not relay to.
+func permissionRefusal(ctx context.Context, server peer.ICEServer, n transport.Net, log *slog.Logger, peers []*net.UDPAddr) string {
+	if len(peers) == 0 {
+		return ""
+	}
+	client, closeClient, d := dialTURN(ctx, server, n, log)
+	if d != nil {
+		return ""
+	}
+	defer closeClient()
+	relay, err := client.AllocateWithContext(ctx)
+	if err != nil {
+		return ""
+	}
+	defer relay.Close()
+	relayAddr, ok := relay.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return ""
+	}
+	for _, p := range peers {
+		if (p.IP.To4() == nil) != (relayAddr.IP.To4() == nil) {
+			continue // another family's relay: 443, not a policy
+		}
+		err := client.CreatePermission(p)
+		var te *stun.TurnError
+		if errors.As(err, &te) && te.ErrorCodeAttr.Code == stun.CodeForbidden && ctx.Err() == nil {
+			return fmt.Sprintf("%s for peer %s", classifyErr(err).message, p.IP)
+		}
+		if err != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 func describe(c *webrtc.ICECandidate) string {

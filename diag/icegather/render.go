@@ -91,6 +91,9 @@ func WriteSummary(w io.Writer, r *Report) error {
 	if len(r.Missing) > 0 {
 		fmt.Fprintf(&b, "; MISSING required: %s", strings.Join(r.Missing, ", "))
 	}
+	if r.Interrupted {
+		b.WriteString("; INTERRUPTED before gathering finished: the results are partial")
+	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,13 @@ func TestReportErr(t *testing.T) {
 	r.Missing = []string{"relay"}
 	if err := r.Err(); err != ErrMissingTypes {
 		t.Errorf("missing types: %v", err)
+	}
+	r.Interrupted = true
+	if err := r.Err(); err != ErrInterrupted {
+		t.Errorf("interrupted: %v", err)
+	}
+	var text bytes.Buffer
+	if err := WriteSummary(&text, r); err != nil || !strings.Contains(text.String(), "INTERRUPTED") {
+		t.Errorf("summary of an interrupted report (%v):\n%s", err, text.String())
 	}
 }

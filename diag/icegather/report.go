@@ -12,8 +12,11 @@ import (
 const SchemaVersion = "rtckit.ice.gather/v1"
 
 var (
-	// ErrNoServers is returned when relay checks are asked for without a TURN server.
+	// ErrNoTURN is returned when relay checks are asked for without a TURN server.
 	ErrNoTURN = errors.New("--relay-check needs a TURN server")
+	// ErrInterrupted is the outcome of a report whose run was cancelled
+	// before it was over: its results are partial.
+	ErrInterrupted = errors.New("interrupted before gathering finished")
 	// ErrMissingTypes is the outcome of a report lacking a required candidate type.
 	ErrMissingTypes = errors.New("required candidate types missing")
 	// ErrRelayCheckFailed is the outcome of a report whose relay check failed.
@@ -58,6 +61,9 @@ const (
 	StatusOK      = "ok"
 	StatusFailed  = "failed"
 	StatusSkipped = "skipped"
+	// StatusInterrupted: the run was interrupted before the server
+	// produced a candidate; nothing is known about the server.
+	StatusInterrupted = "interrupted"
 )
 
 // Error kinds of a failed server.
@@ -137,11 +143,19 @@ type Report struct {
 	RelayChecks []RelayCheck   `json:"relay_checks,omitempty"`
 	// Missing lists required candidate types that did not appear.
 	Missing []string `json:"missing,omitempty"`
+	// Interrupted is true when the run was interrupted (SIGINT, SIGTERM)
+	// before it was over: the report holds what was gathered until then.
+	// Missing is then left empty (a type may only have been late), and
+	// relay checks that did not finish say they were interrupted.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
-// Err returns nil for a healthy report, or why it is not: required types
-// missing or a failed relay check.
+// Err returns nil for a healthy report, or why it is not: interrupted,
+// required types missing or a failed relay check.
 func (r *Report) Err() error {
+	if r.Interrupted {
+		return ErrInterrupted
+	}
 	if len(r.Missing) > 0 {
 		return ErrMissingTypes
 	}

@@ -19,4 +19,7 @@ var (
 	// ErrInconclusive is the outcome of a report in which servers answered
 	// but the NAT behaviour could not be classified.
 	ErrInconclusive = errors.New("NAT behaviour inconclusive")
+	// ErrInterrupted is the outcome of a report whose probe was cancelled
+	// before it finished: its results are partial.
+	ErrInterrupted = errors.New("interrupted before the probe finished")
 )

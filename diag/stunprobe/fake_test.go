@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/stun/v4"
 )
@@ -107,20 +108,47 @@ func TestBlackholedServerIsReportedWithinDeadline(t *testing.T) {
 	}
 }
 
-func TestContextCancelEndsProbe(t *testing.T) {
-	silent := startFake(t, nil, "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	opts := loopbackOptions(silent.addr(0))
-	opts.TransactionTimeout = DefaultTimeout * 10
-	go func() {
-		cancel()
-	}()
-	r, err := Probe(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
+// TestContextEndsProbe: a cancelled context (SIGINT, SIGTERM) ends the
+// probe as interrupted, with the family verdict saying so; a deadline ends
+// it with what the network did, here unreachable.
+func TestContextEndsProbe(t *testing.T) {
+	tests := []struct {
+		name    string
+		ctx     func() (context.Context, context.CancelFunc)
+		outcome string
+		err     error
+	}{
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, OutcomeInterrupted, ErrInterrupted},
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 300*time.Millisecond)
+		}, OutcomeUnreachable, ErrUnreachable},
 	}
-	if r.Outcome != OutcomeUnreachable {
-		t.Errorf("outcome = %s, want unreachable", r.Outcome)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			silent := startFake(t, nil, "127.0.0.1:0")
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			opts := loopbackOptions(silent.addr(0))
+			opts.TransactionTimeout = DefaultTimeout * 10
+			r, err := Probe(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Outcome != tt.outcome || !errors.Is(r.Err(), tt.err) {
+				t.Errorf("outcome = %s (%v), want %s", r.Outcome, r.Err(), tt.outcome)
+			}
+			if tt.outcome == OutcomeInterrupted {
+				for _, f := range r.Families {
+					if f.Verdict.Classic != "interrupted" {
+						t.Errorf("family %s verdict %+v, want interrupted", f.Family, f.Verdict)
+					}
+				}
+			}
+		})
 	}
 }
 

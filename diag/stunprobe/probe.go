@@ -46,7 +46,8 @@ type prober struct {
 // Network failures are recorded in the report; Probe returns an error only
 // for invalid options or when the host's network cannot be opened. The probe
 // ends when every test is done or ctx ends (DefaultTimeout applies when ctx
-// has no deadline).
+// has no deadline). When ctx is cancelled (not timed out) first, the report
+// holds what came in until then and its outcome is OutcomeInterrupted.
 func Probe(ctx context.Context, opts Options) (*Report, error) {
 	switch {
 	case len(opts.Servers) == 0:
@@ -133,7 +134,22 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 		sortBindings(r.Servers[i].Bindings)
 	}
 	r.Outcome = outcome(r)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// Silence after a cancellation says nothing about the network.
+		r.Outcome = OutcomeInterrupted
+		for i, f := range r.Families {
+			if f.Status != StatusNoRoute {
+				r.Families[i].Verdict = interruptedVerdict()
+			}
+		}
+	}
 	return r, nil
+}
+
+// interruptedVerdict replaces the verdict of a family whose tests were cut
+// short by a cancellation.
+func interruptedVerdict() Verdict {
+	return Verdict{RFC4787: "not tested", Classic: "interrupted", WebRTC: "the probe was interrupted before it finished"}
 }
 
 // outcome summarises a finished report.

@@ -35,7 +35,7 @@ func WriteText(w io.Writer, r *Report) error {
 		writeFamily(&b, f)
 	}
 	b.WriteString("\n")
-	if len(r.Families) == 0 {
+	if len(r.Families) == 0 || r.Outcome == OutcomeInterrupted {
 		fmt.Fprintf(&b, "Verdict: %s\n", outcomeSentence(r.Outcome))
 	}
 	for _, f := range r.Families {
@@ -165,6 +165,8 @@ func outcomeSentence(o string) string {
 		return "no STUN server answered over any transport"
 	case OutcomeNoUDP:
 		return "UDP is blocked: calls need a TURN relay over TCP or TLS"
+	case OutcomeInterrupted:
+		return "interrupted before the probe finished: the results above are partial"
 	}
 	return o
 }

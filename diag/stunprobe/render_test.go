@@ -60,7 +60,16 @@ func goldenReports() map[string]*Report {
 			Mapping: Classification{Behavior: NotTested}, Filtering: Classification{Behavior: NotTested},
 			Verdict: Verdict{RFC4787: "not tested", Classic: "no route", WebRTC: "no IPv6 route from this host: IPv6 candidates will not work"}}},
 	}
-	return map[string]*Report{"port-restricted": portRestricted, "udp-blocked": udpBlocked, "no-route": noRoute}
+	interrupted := &Report{
+		Schema: SchemaVersion, StartedAt: started, DurationMS: 212.5, UDP: ptr(false), TCP: ptr(false), Outcome: OutcomeInterrupted,
+		Servers: []ServerReport{{URI: "stun:203.0.113.10:3478", Host: "203.0.113.10", Port: 3478, Bindings: []Binding{
+			{Transport: "udp", Family: "ipv4", Status: StatusTimeout, Server: "203.0.113.10:3478", Sent: 2, Error: "no reply after 2 transmissions"},
+		}}},
+		Families: []FamilyReport{{Family: "ipv4", Local: "10.99.0.2", Status: "no-reply",
+			Mapping: Classification{Behavior: NotTested}, Filtering: Classification{Behavior: NotTested},
+			Tests: []Evidence{}, Verdict: interruptedVerdict()}},
+	}
+	return map[string]*Report{"port-restricted": portRestricted, "udp-blocked": udpBlocked, "no-route": noRoute, "interrupted": interrupted}
 }
 
 func TestGoldenOutput(t *testing.T) {

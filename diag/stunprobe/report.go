@@ -63,7 +63,9 @@ type Report struct {
 	// Families holds the NAT analysis per address family that had a route
 	// and a server of that family.
 	Families []FamilyReport `json:"families"`
-	// Outcome summarises the report: "ok", "no-udp", "unreachable" or "inconclusive".
+	// Outcome summarises the report: "ok", "no-udp", "unreachable",
+	// "inconclusive" or "interrupted" (the probe was cancelled before it
+	// finished: the bindings and tests are what came in until then).
 	Outcome string `json:"outcome"`
 }
 
@@ -73,12 +75,16 @@ const (
 	OutcomeNoUDP        = "no-udp"
 	OutcomeUnreachable  = "unreachable"
 	OutcomeInconclusive = "inconclusive"
+	OutcomeInterrupted  = "interrupted"
 )
 
-// Err returns nil for a conclusive report and ErrNoUDP, ErrUnreachable or
-// ErrInconclusive otherwise, so callers can map outcomes to exit codes.
+// Err returns nil for a conclusive report and ErrNoUDP, ErrUnreachable,
+// ErrInconclusive or ErrInterrupted otherwise, so callers can map outcomes
+// to exit codes.
 func (r *Report) Err() error {
 	switch r.Outcome {
+	case OutcomeInterrupted:
+		return ErrInterrupted
 	case OutcomeNoUDP:
 		return ErrNoUDP
 	case OutcomeUnreachable:
