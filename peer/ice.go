@@ -107,7 +107,7 @@ func (c ICEConfig) Validate() error {
 // Servers parses and validates the STUN and TURN URIs and attaches TURN
 // credentials: those in the URI first, then TURNUser/TURNPass, then
 // credentials minted from TURNSecret at now. A TURN server left without
-// credentials is an error.
+// credentials, and a stuns: server (CheckICEUsable), are errors.
 func (c ICEConfig) Servers(now time.Time) ([]ICEServer, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -120,6 +120,9 @@ func (c ICEConfig) Servers(now time.Time) ([]ICEServer, error) {
 		}
 		if u.IsTURN() {
 			return nil, fmt.Errorf("%w: %s is a TURN URI; give it with --turn", ErrICEConfig, u)
+		}
+		if err := CheckICEUsable(u); err != nil {
+			return nil, err
 		}
 		out = append(out, ICEServer{URI: u})
 	}
@@ -196,4 +199,15 @@ func IsPrivate(ip net.IP) bool {
 	}
 	_, cgnat, _ := net.ParseCIDR("100.64.0.0/10")
 	return cgnat.Contains(ip)
+}
+
+// CheckICEUsable returns an ErrICEConfig error for a server URI that the ICE
+// agent would skip without a word: a stuns: server, since pion gathers
+// server-reflexive candidates only from stun: servers over UDP.
+func CheckICEUsable(u ICEServerURI) error {
+	if u.Scheme != SchemeSTUNS {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: stuns: is not supported for ICE (the WebRTC stack asks STUN servers over UDP only); "+
+		"give STUN servers as stun:host[:port] and TURN servers as turn: or turns: (rtckit stun probe tests STUN over TLS)", ErrICEConfig, u)
 }

@@ -70,11 +70,8 @@ func (o *Options) Validate() error {
 	}
 	hasTURN := false
 	for _, s := range o.Servers {
-		if s.URI.Scheme == peer.SchemeSTUNS {
-			// pion gathers server-reflexive candidates only from stun: over
-			// UDP; it would skip a stuns: server without a word.
-			return fmt.Errorf("%w: %s: stuns: is not supported for gathering (the WebRTC stack asks STUN servers over UDP only); "+
-				"give STUN servers as stun:host[:port] and TURN servers as turn: or turns: (rtckit stun probe tests STUN over TLS)", peer.ErrICEConfig, s.URI)
+		if err := peer.CheckICEUsable(s.URI); err != nil {
+			return err
 		}
 		hasTURN = hasTURN || s.URI.IsTURN()
 	}

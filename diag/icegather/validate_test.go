@@ -34,12 +34,12 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// A URI the ICE agent cannot use fails already in Servers.
 			servers, err := tt.ice.Servers(time.Unix(0, 0))
-			if err != nil && tt.want == "" {
-				t.Fatal(err)
+			if err == nil {
+				tt.opts.Servers, tt.opts.ICE = servers, tt.ice
+				err = tt.opts.Validate()
 			}
-			tt.opts.Servers, tt.opts.ICE = servers, tt.ice
-			err = tt.opts.Validate()
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("Validate() = %v, want nil", err)
@@ -49,5 +49,18 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want it to wrap peer.ErrICEConfig", err)
 			}
 		})
+	}
+}
+
+// TestValidateSTUNS: servers given to Gather directly, not through
+// peer.ICEConfig.Servers, are checked too.
+func TestValidateSTUNS(t *testing.T) {
+	u, err := peer.ParseICEServerURI("stuns:stun.example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Servers: []peer.ICEServer{{URI: u}}}
+	if err := opts.Validate(); !errors.Is(err, peer.ErrICEConfig) || !strings.Contains(err.Error(), "stuns: is not supported") {
+		t.Errorf("Validate() = %v, want stuns: refused", err)
 	}
 }
