@@ -18,6 +18,13 @@ import (
 // byeFlush is how long a hang-up on the control channel gets to leave.
 const byeFlush = 200 * time.Millisecond
 
+// byeOpenWait is how long a hang-up waits for a control channel that is
+// still opening: SCTP starts only once DTLS is connected, and a call that
+// ends at once (a file to send that is gone) would otherwise close it
+// unopened, leaving the peer of a call without hub or media to find out
+// when ICE fails, 30 s later.
+const byeOpenWait = time.Second
+
 // dataSet runs the call's data channels: chat, file transfers both ways,
 // and the control channel of serverless calls.
 type dataSet struct {
@@ -100,7 +107,13 @@ func (d *dataSet) sayBye() {
 	d.mu.Lock()
 	dc := d.control
 	d.mu.Unlock()
-	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+	if dc == nil {
+		return
+	}
+	if dc.ReadyState() == webrtc.DataChannelStateConnecting && d.s.isConnected() {
+		waitOpen(dc, byeOpenWait)
+	}
+	if dc.ReadyState() != webrtc.DataChannelStateOpen {
 		return
 	}
 	if dc.SendText("bye") == nil {
@@ -111,6 +124,22 @@ func (d *dataSet) sayBye() {
 		for dc.BufferedAmount() > 0 && dc.ReadyState() == webrtc.DataChannelStateOpen && time.Now().Before(deadline) {
 			time.Sleep(2 * time.Millisecond)
 		}
+	}
+}
+
+// waitOpen waits up to timeout for dc to open.
+func waitOpen(dc *webrtc.DataChannel, timeout time.Duration) {
+	opened := make(chan struct{})
+	var once sync.Once
+	dc.OnOpen(func() { once.Do(func() { close(opened) }) })
+	if dc.ReadyState() != webrtc.DataChannelStateConnecting {
+		return
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-opened:
+	case <-t.C:
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -121,6 +122,8 @@ func (m *mediaSet) goodbye(sources []uint32) bool {
 
 // sayGoodbye sends an RTCP BYE for the sources we send: the peer's sign
 // that the call ended when the hub is gone and no data channel is open.
+// A side that sends nothing has no source of its own and says goodbye with
+// goodbyeReceiving instead.
 func (m *mediaSet) sayGoodbye() {
 	var ssrcs []uint32
 	for _, snd := range m.s.pc.GetSenders() {
@@ -131,13 +134,78 @@ func (m *mediaSet) sayGoodbye() {
 			ssrcs = append(ssrcs, uint32(e.SSRC))
 		}
 	}
-	if len(ssrcs) == 0 {
+	var bye []rtcp.Packet
+	if len(ssrcs) > 0 {
+		// A compound packet starts with a report (RFC 3550 6.1).
+		bye = []rtcp.Packet{&rtcp.ReceiverReport{SSRC: ssrcs[0]}, &rtcp.Goodbye{Sources: ssrcs}}
+	} else if bye = m.goodbyeReceiving(); bye == nil {
 		return
 	}
-	// A compound packet starts with a report (RFC 3550 6.1).
-	bye := []rtcp.Packet{&rtcp.ReceiverReport{SSRC: ssrcs[0]}, &rtcp.Goodbye{Sources: ssrcs}}
 	if err := m.s.pc.WriteRTCP(bye); err != nil {
 		m.s.log.Debug("call: sending RTCP BYE", "err", err)
+	}
+}
+
+// goodbyeReceiving is the hang-up of a side that receives media but sends
+// none, or nil when it receives none either: a receiver report on every
+// source it receives, from an SSRC of its own, and a BYE that names no
+// source (RFC 3550 6.6 allows a count of zero).
+//
+// A BYE naming that SSRC would say the same in RFC 3550's terms, but never
+// reach the peer's code: pion (srtp's SRTCP session) hands each packet of a
+// compound packet to the streams of the SSRCs it names and drops those for
+// an SSRC it has no stream of, which a peer that sends no media never has
+// (its receiver reports come from a random SSRC per received stream, pion's
+// report interceptor). A packet that names none goes to the streams the rest
+// of its compound packet names: with the receiver report, to the RTCP
+// readers of the peer's senders, where senderGoodbye ends the call.
+//
+// The report is this SSRC's first, so its loss fraction covers the whole
+// call (RFC 3550 A.3); it has no LSR and DLSR, which leaves the peer's
+// round-trip time as it was.
+func (m *mediaSet) goodbyeReceiving() []rtcp.Packet {
+	m.mu.Lock()
+	ins := append([]*inTrack(nil), m.in...)
+	m.mu.Unlock()
+	rr := &rtcp.ReceiverReport{}
+	received := map[uint32]bool{}
+	for _, it := range ins {
+		ssrc := uint32(it.track.SSRC())
+		received[ssrc] = true
+		if it.recv == nil {
+			continue
+		}
+		st := it.recv.Stats()
+		report := rtcp.ReceptionReport{SSRC: ssrc, LastSequenceNumber: st.HighestSeq}
+		if lost := max(st.Lost, 0); lost > 0 {
+			report.TotalLost = uint32(min(lost, 1<<23-1)) // 24 bits, signed
+			report.FractionLost = uint8(min(lost*256/(int64(st.Packets)+lost), 255))
+		}
+		if rs := m.s.rtpStats(ssrc); rs != nil {
+			report.Jitter = uint32(rs.InboundRTPStreamStats.Jitter * float64(it.track.Codec().ClockRate))
+		}
+		rr.Reports = append(rr.Reports, report)
+	}
+	if len(rr.Reports) == 0 {
+		return nil
+	}
+	for rr.SSRC == 0 || received[rr.SSRC] {
+		rr.SSRC = rand.Uint32()
+	}
+	return []rtcp.Packet{rr, &rtcp.Goodbye{}}
+}
+
+// senderGoodbye handles an RTCP BYE read on one of our senders. A peer
+// that sends media says goodbye for its sources (watchReceiverRTCP); one
+// that sends none has no source of its own, and its goodbye reaches our
+// senders (goodbyeReceiving): while we receive nothing, such a BYE ends
+// the call.
+func (m *mediaSet) senderGoodbye() {
+	m.mu.Lock()
+	receiving := len(m.in) > 0
+	m.mu.Unlock()
+	if !receiving && m.s.isConnected() {
+		m.s.endCall(EndPeerHungUp, nil)
 	}
 }
 
@@ -192,6 +260,8 @@ func (m *mediaSet) forwardPLI(sender *webrtc.RTPSender, kind webrtc.RTPCodecType
 		}
 		for _, p := range pkts {
 			switch p.(type) {
+			case *rtcp.Goodbye:
+				m.senderGoodbye()
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				m.mu.Lock()
 				for _, it := range m.in {

@@ -245,6 +245,56 @@ func TestHangUpWithoutSignaling(t *testing.T) {
 	}
 }
 
+// TestReceiveOnlyHangUpWithoutSignaling: a side that sends no media has no
+// source to say goodbye for; its hang-up still ends a media-only call at
+// once on the sending side when the hang-up message is lost.
+func TestReceiveOnlyHangUpWithoutSignaling(t *testing.T) {
+	receiveOnly := loopbackOptions()
+	receiveOnly.Media.NoVideo, receiveOnly.Media.NoAudio = true, true
+	receiveOnly.Duration = time.Second
+	tests := []struct {
+		name             string
+		caller, answerer Options
+		// hangsUp is the role that hangs up (--duration); the other side
+		// sends media and must see the hang-up.
+		hangsUp string
+	}{
+		{"caller receives only", receiveOnly, loopbackOptions(), "caller"},
+		{"answerer receives only", loopbackOptions(), receiveOnly, "answerer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Neither side's hang-up message arrives.
+			answer := func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+				return Run(ctx, tt.answerer, setup, lostHangUps{sig.(*pipeSignaler)}, IO{})
+			}
+			start := time.Now()
+			crep, arep, cerr, aerr := runPairThrough(t, tt.caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{p} })
+			if crep == nil || arep == nil {
+				t.Fatalf("caller %v, answerer %v: a report is missing", cerr, aerr)
+			}
+			quitter, sender, sendErr := crep, arep, aerr
+			if tt.hangsUp == "answerer" {
+				quitter, sender, sendErr = arep, crep, cerr
+			}
+			if quitter.EndReason != EndDuration {
+				t.Errorf("%s ended %q (%s), want %q", quitter.Role, quitter.EndReason, quitter.Error, EndDuration)
+			}
+			// Without its BYE the sending side would end only when ICE
+			// fails, after the pair's 30 s bound.
+			if sendErr != nil || sender.EndReason != EndPeerHungUp {
+				t.Fatalf("%s ended %q (%v), want %q", sender.Role, sender.EndReason, sendErr, EndPeerHungUp)
+			}
+			for _, tr := range sender.Tracks {
+				if tr.Direction == "out" && (tr.Lost < 0 || tr.LossFraction < 0 || tr.LossFraction > 1) {
+					t.Errorf("%s sent track %+v: the last receiver report is not a plausible one", sender.Role, tr)
+				}
+			}
+			t.Logf("the call ended %v after it began", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
 // TestCallReceiveOnly: a caller that sends nothing still makes a call and
 // receives the answerer's media, every frame verified.
 func TestCallReceiveOnly(t *testing.T) {
@@ -267,5 +317,28 @@ func TestCallReceiveOnly(t *testing.T) {
 	}
 	if in != 1 || out != 0 {
 		t.Fatalf("caller tracks %+v: want verified video in, nothing out", crep.Tracks)
+	}
+}
+
+// TestHangUpBeforeSCTP: a call that ends as soon as it connects (its only
+// file to send is gone) says its hang-up on the control channel once SCTP
+// has opened it, so that the peer of a data-only call without hub ends at
+// once instead of when ICE fails.
+func TestHangUpBeforeSCTP(t *testing.T) {
+	caller := loopbackOptions()
+	caller.Media.NoVideo, caller.Media.NoAudio = true, true
+	caller.SendFiles = []string{filepath.Join(t.TempDir(), "gone.bin")}
+	answerer := loopbackOptions()
+	answerer.Media.NoVideo, answerer.Media.NoAudio = true, true
+	answerer.ReceiveDir = t.TempDir()
+	answer := func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
+		return Run(ctx, answerer, setup, lostHangUps{sig.(*pipeSignaler)}, IO{})
+	}
+	crep, arep, cerr, aerr := runPairThrough(t, caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{p} })
+	if !errors.Is(cerr, ErrCheckFailed) || crep == nil || crep.EndReason != EndTransfersDone {
+		t.Fatalf("caller: %v, report %+v; want a failed transfer", cerr, crep)
+	}
+	if aerr != nil || arep == nil || arep.EndReason != EndPeerHungUp {
+		t.Fatalf("answerer: %v, report %+v; want %q", aerr, arep, EndPeerHungUp)
 	}
 }

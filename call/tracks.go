@@ -154,7 +154,7 @@ func (m *mediaSet) addLocal(context.Context) error {
 		m.mu.Lock()
 		m.out = append(m.out, t)
 		m.mu.Unlock()
-		go t.readRTCP()
+		go t.readRTCP(m.senderGoodbye)
 	}
 	return nil
 }
@@ -226,8 +226,9 @@ func codecOf(s *webrtc.RTPSender) string {
 }
 
 // readRTCP reads the sender's RTCP, so that interceptors (NACK, reports)
-// run, and takes the round-trip time from the peer's receiver reports.
-func (t *outTrack) readRTCP() {
+// run, takes the round-trip time from the peer's receiver reports and
+// passes BYEs to onBye.
+func (t *outTrack) readRTCP(onBye func()) {
 	for {
 		pkts, _, err := t.sender.ReadRTCP()
 		if err != nil {
@@ -241,6 +242,8 @@ func (t *outTrack) readRTCP() {
 				reports = r.Reports
 			case *rtcp.SenderReport:
 				reports = r.Reports
+			case *rtcp.Goodbye:
+				onBye()
 			}
 			for _, rr := range reports {
 				if rtt, ok := rttFromReport(rr, now); ok {

@@ -66,6 +66,9 @@ type ReceiveStats struct {
 	// Lost is the number of packets expected (from sequence numbers) but
 	// not received (RFC 3550 A.3); late packets can make it negative.
 	Lost int64 `json:"lost"`
+	// HighestSeq is the extended highest sequence number received: the
+	// count of sequence number cycles in the high 16 bits (RFC 3550 6.4.1).
+	HighestSeq uint32 `json:"highest_seq"`
 	// Frames counts reassembled frames (video pictures, Opus packets); it
 	// stays 0 for codecs rtckit does not reassemble.
 	Frames uint64 `json:"frames"`
@@ -259,6 +262,7 @@ func (r *Receiver) packet(pkt *rtp.Packet) error {
 		r.stats.Packets++
 		r.stats.Bytes += uint64(len(pkt.Payload))
 		r.stats.Lost = r.seq.lost()
+		r.stats.HighestSeq = uint32(max(r.seq.highest, 0)) //nolint:gosec // RFC 3550 wraps it to 32 bits
 	}
 	if r.stats.FirstPacket.IsZero() {
 		r.stats.FirstPacket = now
