@@ -5,7 +5,8 @@
 #   (a) idle connections just below the open-file limit, spread over
 #       127.0.0.2-127.0.0.9: memory per idle connection;
 #   (b) 100 sender→receiver pairs as fast as possible: messages/s and CPU;
-#   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency;
+#   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency, when the
+#       receiver reads an offer and when it reached its socket;
 #   (d) 100 pairs as fast as possible with the hub capped at 70 % and at
 #       50 % of its core (a cgroup CPU quota, as root): messages per CPU-second
 #       of a saturated hub, which one generator core cannot reach otherwise.
@@ -90,13 +91,13 @@ bench_capped cap70 70 --pairs "$pairs" --rate 0 --duration "$duration"
 bench_capped cap50 50 --pairs "$pairs" --rate 0 --duration "$duration"
 bench idle --pairs 0 --idle "$idle" --duration 5s --source-ip 127.0.0.2-127.0.0.9
 
-echo "| scenario | connections held | messages/s | p50 ms | p99 ms | hub loop turn p99 ≤ ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | generator % of its core | lost | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+echo "| scenario | connections held | messages/s | p50 ms | p99 ms | p50 / p99 ms at the socket | hub loop turn p99 ≤ ms | hub KiB per connection | hub µs CPU per message | messages per hub CPU-second | generator % of its core | lost | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 row() {
 	jq -r --arg name "$2" '
 		def ms: if . == null then "–" else (. / 1e6 * 100 | round / 100 | tostring) end;
 		def r(n): (. * n | round) / n;
-		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(.hub.loop_turns.p99_at_most_ns | if . == null then "–" elif . < 0 then "> 41" else (. / 1e6 | tostring) end) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(if .generator then (.generator.core_share * 100 | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
+		"| \($name) | \(.connections) | \(if .sent > 0 then (.messages_per_second | round | tostring) else "–" end) | \(.latency.p50_ns | ms) | \(.latency.p99_ns | ms) | \(if .socket_latency then "\(.socket_latency.p50_ns | ms) / \(.socket_latency.p99_ns | ms)" else "–" end) | \(.hub.loop_turns.p99_at_most_ns | if . == null then "–" elif . < 0 then "> 41" else (. / 1e6 | tostring) end) | \(.hub.bytes_per_connection / 1024 | r(100)) | \(if .delivered > 0 then (.hub.cpu_per_message_ns / 1000 | r(100) | tostring) else "–" end) | \(if .delivered > 0 then (.hub.messages_per_cpu_second | round | tostring) else "–" end) | \(if .generator then (.generator.core_share * 100 | round | tostring) else "–" end) | \(.lost) | \(.errors.dial) dial, \(.errors.send) send, \(.errors.disconnects) disconnects\(if .errors.server then ", " + (.errors.server | to_entries | map("\(.key) \(.value)") | join(", ")) else "" end) |"' \
 		"$out/$1.json"
 }
 # optional_row FILE NAME is row for a scenario that may have been skipped.

@@ -67,7 +67,9 @@ messages with a fake SDP of --payload bytes to its receiver: --rate messages per
 second in total, or with --rate 0 as fast as --window messages in flight per
 pair allow. --idle extra connections are held without registering, and --churn
 senders reconnect per second. Each offer carries its send time, so the receiver
-measures the delivery latency (p50/p90/p99/max).
+measures the delivery latency (p50/p90/p99/max): when it reads the offer, and
+(Linux, ws://) when the offer reached its socket, by the kernel's receive
+timestamp, which leaves out the generator's own delay in reading it.
 
 With --hub-pid, the hub's process on this machine, bench reads its resident
 memory before connecting and at the end (memory per connection) and its CPU
@@ -236,6 +238,9 @@ func signalBenchText(r SignalBenchReport) string {
 		row("latency", "p50 %s  p90 %s  p99 %s  max %s", benchMS(l.P50), benchMS(l.P90), benchMS(l.P99), benchMS(l.Max))
 	} else {
 		row("latency", "none delivered")
+	}
+	if l := r.SocketLatency; l != nil {
+		row("at the socket", "p50 %s  p90 %s  p99 %s  max %s", benchMS(l.P50), benchMS(l.P90), benchMS(l.P99), benchMS(l.Max))
 	}
 	if h := r.Hub; h != nil {
 		row("hub memory", "%.2f KiB per connection (RSS %.1f → %.1f MiB)",

@@ -29,9 +29,13 @@ func dialers(ips []netip.Addr) []*net.Dialer {
 	return out
 }
 
+// handler takes a message and the kernel's receive time of it (zero when
+// unknown); data is valid until it returns.
+type handler func(data []byte, arrived time.Time)
+
 // dial opens one connection and starts its reader, which hands every
 // message to onMsg until the connection ends.
-func (r *run) dial(ctx, rctx context.Context, onMsg func([]byte)) (*conn, error) {
+func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
@@ -64,7 +68,7 @@ func (r *run) dial(ctx, rctx context.Context, onMsg func([]byte)) (*conn, error)
 				continue
 			}
 			if onMsg != nil {
-				onMsg(data)
+				onMsg(data, ws.arrived())
 			}
 		}
 	}()
@@ -125,17 +129,17 @@ type setupReplies struct {
 	ch     chan []byte
 	ready  atomic.Bool
 	failed chan struct{} // closed when the registration gave up
-	after  func([]byte)
+	after  handler
 }
 
-func newSetupReplies(after func([]byte)) *setupReplies {
+func newSetupReplies(after handler) *setupReplies {
 	return &setupReplies{ch: make(chan []byte, 64), failed: make(chan struct{}), after: after}
 }
 
-func (s *setupReplies) handle(data []byte) {
+func (s *setupReplies) handle(data []byte, arrived time.Time) {
 	if s.ready.Load() {
 		if s.after != nil {
-			s.after(data)
+			s.after(data, arrived)
 		}
 		return
 	}
@@ -152,7 +156,7 @@ func (s *setupReplies) handle(data []byte) {
 }
 
 // client opens a connection and registers name on it.
-func (r *run) client(ctx, rctx context.Context, name string, after func([]byte)) (*conn, error) {
+func (r *run) client(ctx, rctx context.Context, name string, after handler) (*conn, error) {
 	sr := newSetupReplies(after)
 	c, err := r.dial(ctx, rctx, sr.handle)
 	if err != nil {

@@ -118,6 +118,11 @@ type Result struct {
 	MessagesPerSecond float64 `json:"messages_per_second"`
 	// Latency is nil when nothing was delivered.
 	Latency *Latency `json:"latency,omitempty"`
+	// SocketLatency runs from the send to the kernel's receipt of the
+	// message at the receiver's socket (SO_TIMESTAMPNS, Linux, ws:// only),
+	// leaving out the generator's own delay in reading it; nil when not
+	// measured.
+	SocketLatency *Latency `json:"socket_latency,omitempty"`
 	// Hub is nil when the hub's process was not measured.
 	Hub *HubUsage `json:"hub,omitempty"`
 	// Generator is this process's own CPU use while it sent: when its
@@ -128,7 +133,9 @@ type Result struct {
 	Errors Errors `json:"errors"`
 }
 
-// Latency is the delivery latency distribution, send to receipt.
+// Latency is a delivery latency distribution: from just before the
+// sender's write to the receiver's read of the message (Result.Latency) or
+// to its arrival at the receiver's socket (Result.SocketLatency).
 type Latency struct {
 	Samples int           `json:"samples"`
 	P50     time.Duration `json:"p50_ns"`
@@ -188,17 +195,21 @@ type pair struct {
 	window    chan struct{}
 	churn     chan struct{}
 	lat       []time.Duration
+	socketLat []time.Duration
 }
 
 // run is the state of one Run.
 type run struct {
-	opts    Options
-	log     *slog.Logger
-	base    time.Time
-	id      string
-	url     *url.URL
-	dialers []*net.Dialer
-	next    atomic.Uint64 // round robin over dialers
+	opts Options
+	log  *slog.Logger
+	base time.Time
+	// baseWall is base without its monotonic reading, to compare with
+	// the kernel's wall-clock receive times.
+	baseWall time.Time
+	id       string
+	url      *url.URL
+	dialers  []*net.Dialer
+	next     atomic.Uint64 // round robin over dialers
 
 	open        atomic.Int64
 	reconnects  atomic.Int64
@@ -219,7 +230,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
 	}
-	r := &run{opts: opts, log: opts.Logger, base: time.Now(), server: map[string]int64{}}
+	now := time.Now()
+	r := &run{opts: opts, log: opts.Logger, base: now, baseWall: now.Round(0), server: map[string]int64{}}
 	var idb [4]byte
 	_, _ = rand.Read(idb[:]) // crypto/rand.Read never fails
 	r.id = hex.EncodeToString(idb[:])
@@ -279,17 +291,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	cancelReaders()
 	r.readers.Wait()
 
-	var lat []time.Duration
+	var lat, socketLat []time.Duration
 	for _, p := range pairs {
 		res.Sent += p.sent.Load()
 		res.Delivered += p.delivered.Load()
 		lat = append(lat, p.lat...)
+		socketLat = append(socketLat, p.socketLat...)
 	}
 	res.Lost = res.Sent - res.Delivered
 	if elapsed > 0 {
 		res.MessagesPerSecond = float64(res.Delivered) / elapsed.Seconds()
 	}
 	res.Latency = latencyOf(lat)
+	res.SocketLatency = latencyOf(socketLat)
 	res.Reconnects = r.reconnects.Load()
 	res.Errors = Errors{Dial: r.dialErrs.Load(), Send: r.sendErrs.Load(), Disconnects: r.disconnects.Load()}
 	r.mu.Lock()

@@ -71,6 +71,11 @@ func TestRun(t *testing.T) {
 			if l == nil || l.Samples != int(res.Delivered) || l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
 				t.Errorf("latency = %+v", l)
 			}
+			// On Linux the kernel stamps the offers' arrival too: never
+			// after the receiver read them.
+			if sl := res.SocketLatency; pollLoop && (sl == nil || sl.Samples == 0 || sl.Max > l.Max+time.Millisecond) {
+				t.Errorf("socket latency = %+v, read latency %+v", sl, l)
+			}
 			if res.Errors.Dial != 0 || res.Errors.Send != 0 || len(res.Errors.Server) != 0 {
 				t.Errorf("errors = %+v", res.Errors)
 			}
@@ -195,8 +200,9 @@ func TestGeneratorUsage(t *testing.T) {
 	}
 }
 
-// pollLoop tells whether the hub serves plain WebSockets from its event
-// loop here (Linux), which is what times its turns.
+// pollLoop tells whether this is Linux, where the hub serves plain
+// WebSockets from its event loop, which times its turns, and the
+// generator reads the kernel's receive timestamps.
 const pollLoop = runtime.GOOS == "linux"
 
 func TestLoopTurnsBetween(t *testing.T) {

@@ -15,9 +15,10 @@ import (
 )
 
 // receive returns the receiver's handler: it counts offers, frees a
-// window slot and samples the latency.
-func (p *pair) receive(r *run) func([]byte) {
-	return func(data []byte) {
+// window slot and samples the latency, at the reader and, when the kernel
+// stamped it, at the socket.
+func (p *pair) receive(r *run) handler {
+	return func(data []byte, arrived time.Time) {
 		i := bytes.Index(data, marker)
 		if i < 0 || len(data) < i+len(marker)+tsDigits {
 			return
@@ -29,6 +30,10 @@ func (p *pair) receive(r *run) func([]byte) {
 		lat := time.Since(r.base) - time.Duration(ts)
 		if len(p.lat) < maxSamplesPerPair {
 			p.lat = append(p.lat, lat)
+			if !arrived.IsZero() {
+				// Kernel times are wall-clock times.
+				p.socketLat = append(p.socketLat, arrived.Sub(r.baseWall.Add(time.Duration(ts))))
+			}
 		}
 		p.delivered.Add(1)
 		select {

@@ -41,7 +41,8 @@ var errClosed = errors.New("loadgen: connection closed")
 type wsClient struct {
 	nc  net.Conn
 	br  *bufio.Reader
-	msg []byte // the last message read
+	rx  stampedReader // under br when receive times are known, else nil
+	msg []byte        // the last message read
 
 	wmu       sync.Mutex
 	wbuf      []byte
@@ -60,6 +61,10 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, token string) (*wsCl
 	if err != nil {
 		return nil, err
 	}
+	var rx stampedReader
+	if u.Scheme == "ws" {
+		rx = newStampedReader(nc)
+	}
 	if u.Scheme == "wss" {
 		tc := tls.Client(nc, &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -68,7 +73,7 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, token string) (*wsCl
 		}
 		nc = tc
 	}
-	c, err := handshake(ctx, nc, u, token)
+	c, err := handshake(ctx, nc, rx, u, token)
 	if err != nil {
 		_ = nc.Close() // the handshake failed
 		return nil, err
@@ -76,8 +81,9 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, token string) (*wsCl
 	return c, nil
 }
 
-// handshake sends the upgrade request and checks the response.
-func handshake(ctx context.Context, nc net.Conn, u *url.URL, token string) (*wsClient, error) {
+// handshake sends the upgrade request and checks the response; the
+// client reads through rx when it is not nil.
+func handshake(ctx context.Context, nc net.Conn, rx stampedReader, u *url.URL, token string) (*wsClient, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 		defer func() { _ = nc.SetDeadline(time.Time{}) }()
@@ -94,7 +100,11 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, token string) (*wsC
 	if _, err := io.WriteString(nc, req+"\r\n"); err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, readBufSize)
+	var src io.Reader = nc
+	if rx != nil {
+		src = rx
+	}
+	br := bufio.NewReaderSize(src, readBufSize)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
 	if err != nil {
 		return nil, err
@@ -104,7 +114,7 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, token string) (*wsC
 	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		return nil, fmt.Errorf("loadgen: upgrade refused: %s", resp.Status)
 	}
-	return &wsClient{nc: nc, br: br, gotClose: make(chan struct{})}, nil
+	return &wsClient{nc: nc, br: br, rx: rx, gotClose: make(chan struct{})}, nil
 }
 
 // write sends one masked frame with a write deadline.
@@ -190,6 +200,15 @@ func (c *wsClient) read() ([]byte, error) {
 			return c.msg, nil
 		}
 	}
+}
+
+// arrived is the kernel's receive time of the message read last: the
+// newest segment of the read that completed it; zero when unknown.
+func (c *wsClient) arrived() time.Time {
+	if c.rx == nil {
+		return time.Time{}
+	}
+	return c.rx.arrived()
 }
 
 // done marks the reader as ended.
