@@ -227,13 +227,7 @@ func startTurnServer(t *testing.T, allowLoopback bool) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.Serve(t, srv.Serve)
 	return srv.Addrs().UDP
 }
 

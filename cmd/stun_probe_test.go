@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtckit/rtckit/diag/stunprobe"
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/stunserver"
 )
 
@@ -66,13 +67,7 @@ func startStunServer(t *testing.T, alternate bool) stunserver.Addrs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.Serve(t, srv.Serve)
 	return srv.Addrs()
 }
 
@@ -161,13 +156,7 @@ func TestStunProbeIPv6Loopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	testenv.Serve(t, srv.Serve)
 	_, stdout, stderr := runCLI(t, "--json", "stun", "probe", "-s", "stun:"+srv.Addrs().Primary.String())
 	var r stunprobe.Report
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {

@@ -1,13 +1,13 @@
 package stunserver
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v4"
+	"github.com/rtckit/rtckit/internal/testenv"
 )
 
 // BenchmarkHandleBinding measures the pure request handler: decode a
@@ -40,13 +40,7 @@ func BenchmarkServeUDPLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	testenv.Serve(b, srv.Serve)
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(srv.Addrs().Primary))
 	if err != nil {
 		b.Fatal(err)

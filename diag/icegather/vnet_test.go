@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/transport/v5/vnet"
 
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/peer"
 	"github.com/rtckit/rtckit/turnserver"
 )
@@ -35,13 +36,7 @@ func newVnetTURN(t *testing.T, nat vnet.NATType) (client *vnet.Net, server netip
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testenv.Serve(t, srv.Serve)
 	return client, srv.Addrs().UDP
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/stunserver"
 )
 
@@ -20,13 +21,7 @@ func BenchmarkProbeLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	testenv.Serve(b, srv.Serve)
 	opts := loopbackOptions(srv.Addrs().Primary)
 	opts.TCP = true
 	b.ReportAllocs()

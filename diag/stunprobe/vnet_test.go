@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/transport/v5/vnet"
 
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/stunserver"
 )
 
@@ -47,15 +48,7 @@ func newVnetLab(t *testing.T, nat *vnet.NATType) *vnetLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
+	testenv.Serve(t, srv.Serve)
 	return &vnetLab{client: client, server: srv.Addrs().Primary}
 }
 

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"testing"
@@ -33,4 +34,20 @@ func RequireProgram(t testing.TB, names ...string) {
 			Require(t, err)
 		}
 	}
+}
+
+// Serve runs serve in a goroutine until the test ends, then cancels its
+// context and waits for it to return, which must be without an error: a
+// server started this way never outlives its test.
+func Serve(t testing.TB, serve func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serving: %v", err)
+		}
+	})
 }
