@@ -48,9 +48,13 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 	rep.Tracks = s.media.reports(stats, sent, s.connectedFor())
 	rep.Files = s.data.fileReports()
 	if err == nil && !s.isConnected() {
-		err = fmt.Errorf("%w: the call ended before it connected", ErrSetup)
-		if reason == EndTimeout {
+		switch reason {
+		case EndTimeout:
 			err = fmt.Errorf("%w: --timeout ran out before the call connected", ErrSetup)
+		case EndInterrupted:
+			err = fmt.Errorf("%w: interrupted before the call connected", ErrSetup)
+		default:
+			err = fmt.Errorf("%w: the call ended before it connected", ErrSetup)
 		}
 	}
 	if err == nil {

@@ -342,3 +342,33 @@ func TestHangUpBeforeSCTP(t *testing.T) {
 		t.Fatalf("answerer: %v, report %+v; want %q", aerr, arep, EndPeerHungUp)
 	}
 }
+
+// TestCallInterruptedBeforeConnect: a caller stopped (SIGINT) while its
+// offer waits for an answer ends as interrupted, and says so, as a call
+// that could not be set up.
+func TestCallInterruptedBeforeConnect(t *testing.T) {
+	a, b := newPipe(true)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		// bob gets the offer and never answers; then alice is stopped.
+		for {
+			select {
+			case sig := <-b.Signals():
+				if sig.Description != nil {
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	rep, err := Run(ctx, loopbackOptions(), Setup{Mode: "test", Self: "alice", Peer: "bob", Caller: true}, a, IO{})
+	if !errors.Is(err, ErrSetup) || !strings.Contains(err.Error(), "interrupted before the call connected") {
+		t.Fatalf("Run = %v, want ErrSetup saying it was interrupted before connecting", err)
+	}
+	if rep == nil || rep.EndReason != EndInterrupted || rep.OK {
+		t.Errorf("report %+v, want end reason %q and not ok", rep, EndInterrupted)
+	}
+}
