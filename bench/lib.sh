@@ -43,33 +43,45 @@ start_signal_hub() {
 
 # cap_cpu PID PERCENT moves PID into a cgroup of its own that may use
 # PERCENT % of one core (CPU quota over a 2 ms period, so that the
-# process runs in slices of about a millisecond), and sets capped_cgroup
-# to that cgroup's directory for uncap_cpu. It returns 1, saying why, when
-# this machine gives no CPU controller to this user (root, cgroup v1 or v2).
+# process runs in slices of about a millisecond; the kernel's smallest
+# quota, 1 ms, makes 50 the lowest PERCENT), and sets capped_cgroup to that
+# cgroup's directory for uncap_cpu. It returns 1, saying why, when this
+# machine gives no CPU controller to this user (root, cgroup v1 or v2) or
+# the process could not be moved. On cgroup v2 it enables the cpu
+# controller for the root's children, if it was not, and leaves it so.
 cap_cpu() {
 	local pid="$1" percent="$2" period=2000 quota dir
 	quota=$((period * percent / 100))
 	capped_cgroup=""
+	if ((quota < 1000)); then
+		say "cannot cap the hub's CPU at $percent %: the kernel's smallest quota is 1 ms per 2 ms period (50 %)"
+		return 1
+	fi
 	if grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
 		dir="/sys/fs/cgroup/rtckit-bench-$$"
-		grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-		mkdir -p "$dir" 2>/dev/null && echo "$quota $period" >"$dir/cpu.max" 2>/dev/null || {
+		grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control || { echo +cpu >/sys/fs/cgroup/cgroup.subtree_control; } 2>/dev/null || true
+		if ! { mkdir -p "$dir" && echo "$quota $period" >"$dir/cpu.max"; } 2>/dev/null; then
 			say "cannot cap the hub's CPU: no writable cgroup v2 cpu controller (run as root)"
 			rmdir "$dir" 2>/dev/null || true
 			return 1
-		}
+		fi
 	elif [ -w /sys/fs/cgroup/cpu ]; then
 		dir="/sys/fs/cgroup/cpu/rtckit-bench-$$"
-		mkdir -p "$dir" && echo "$period" >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us" || {
+		if ! { mkdir -p "$dir" && echo "$period" >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us"; } 2>/dev/null; then
 			say "cannot cap the hub's CPU: the cgroup v1 cpu controller refused the quota"
 			rmdir "$dir" 2>/dev/null || true
 			return 1
-		}
+		fi
 	else
 		say "cannot cap the hub's CPU: no cgroup cpu controller is writable (run as root)"
 		return 1
 	fi
-	echo "$pid" >"$dir/cgroup.procs"
+	# A failure here would leave the hub uncapped under a "capped" label.
+	if ! { echo "$pid" >"$dir/cgroup.procs"; } 2>/dev/null || ! grep -qx "$pid" "$dir/cgroup.procs"; then
+		say "cannot move process $pid into $dir"
+		rmdir "$dir" 2>/dev/null || true
+		return 1
+	fi
 	capped_cgroup="$dir"
 }
 

@@ -74,9 +74,9 @@ timestamp, which leaves out the generator's own delay in reading it.
 With --hub-pid, the hub's process on this machine, bench reads its resident
 memory before connecting and at the end (memory per connection) and its CPU
 time while sending (CPU per relayed message), and from the hub's /metrics the
-turns of its event loop while sending (the time from a wake-up of the loop to
-the end of the writes it queued, as bucket bounds): the hub's own share of the
-latency, the rest being the kernel's and the generator's.
+turns of its event loop while sending (from a wake-up of the loop to the end of
+the writes attempted for what it read, as bucket bounds, per turn): a bound on
+a message's time in the hub after its read, but not on its wait before it.
 
 Bench refuses a hub that is not on a loopback address unless --allow-remote:
 it must never load a machine by accident. Against rtckit signal serve, start

@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"reason"}),
 		loopTurns: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "rtckit_signal_loop_turn_seconds",
-			Help: "Time the event loop took from a wake-up to the end of the writes it queued: how long a message waits in the hub once its client's socket is read.",
+			Help: "Event-loop turns, from a wake-up to the end of the writes attempted for what it read (and the periodic sweep): a bound on a message's time in the hub after its read, not on its wait before the loop reads it.",
 			// 5 µs to 41 ms.
 			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 14),
 		}),

@@ -46,7 +46,8 @@ func main() {
 	}
 }
 
-// echo serves one connection, echoing what it reads, until it closes.
+// echo serves one connection, echoing what it reads with a read and a
+// write per message, as a hub relays, until it closes.
 func echo(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -58,10 +59,19 @@ func echo(addr string) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := io.Copy(c, c); err != nil && !errors.Is(err, net.ErrClosed) {
-		return err
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return err
+		}
 	}
-	return nil
 }
 
 // measure sends a message, waits for its echo, pauses for gap, and prints

@@ -1,6 +1,6 @@
-// Reading the hub's event-loop histogram from its /metrics, to tell the
-// hub's share of the delivery latency from the generator's and the
-// kernel's.
+// Reading the hub's event-loop histogram from its /metrics: how long the
+// hub works on what one wake-up of its loop read, to set beside the
+// delivery latency.
 
 package loadgen
 
@@ -25,7 +25,8 @@ const loopTurnMetric = "rtckit_signal_loop_turn_seconds"
 const maxMetricsBytes = 4 << 20
 
 // LoopTurns summarises the hub's event-loop turns during a run: the time
-// from a wake-up of its loop to the end of the writes that wake-up queued.
+// from a wake-up of its loop to the end of the writes attempted for what
+// that wake-up read, counted per turn (one turn may carry many messages).
 // Quantiles are bucket upper bounds ("at most"); -1 when a quantile lies
 // above the largest bucket (41 ms).
 type LoopTurns struct {
@@ -85,8 +86,12 @@ func parseLoopTurns(r io.Reader) (bucketCounts, error) {
 }
 
 // loopTurnsBetween summarises the turns counted from before to after; nil
-// when there were none.
+// when there were none, or when the two readings do not belong to one run
+// of one hub (other buckets, or counts that went down: a restart).
 func loopTurnsBetween(before, after bucketCounts) *LoopTurns {
+	if len(before) != len(after) {
+		return nil
+	}
 	bounds := make([]float64, 0, len(after))
 	for b := range after {
 		bounds = append(bounds, b)
@@ -94,9 +99,11 @@ func loopTurnsBetween(before, after bucketCounts) *LoopTurns {
 	slices.Sort(bounds)
 	delta := make([]uint64, len(bounds))
 	for i, b := range bounds {
-		if after[b] >= before[b] {
-			delta[i] = after[b] - before[b]
+		was, ok := before[b]
+		if !ok || after[b] < was {
+			return nil
 		}
+		delta[i] = after[b] - was
 	}
 	if len(delta) == 0 || delta[len(delta)-1] == 0 {
 		return nil
@@ -120,13 +127,17 @@ func loopTurnsBetween(before, after bucketCounts) *LoopTurns {
 // metricsTimeout bounds one read of the hub's /metrics.
 const metricsTimeout = 2 * time.Second
 
+// metricsClient reads /metrics directly (no proxy) and keeps no
+// connection open after a read.
+var metricsClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+
 // loopTurns reads the hub's loop-turn histogram; nil, logged, when it
 // cannot.
 func (r *run) loopTurns(ctx context.Context) bucketCounts {
 	ctx, cancel := context.WithTimeout(ctx, metricsTimeout)
 	defer cancel()
 	u := metricsURL(r.url)
-	counts, err := scrapeLoopTurns(ctx, http.DefaultClient, u)
+	counts, err := scrapeLoopTurns(ctx, metricsClient, u)
 	if err != nil {
 		r.log.Info("the hub's event-loop turns are not reported", "url", u, "err", err)
 		return nil

@@ -158,7 +158,8 @@ type HubUsage struct {
 	// CPUPerMessage is CPU / Delivered; MessagesPerCPUSecond its inverse.
 	CPUPerMessage        time.Duration `json:"cpu_per_message_ns"`
 	MessagesPerCPUSecond float64       `json:"messages_per_cpu_second"`
-	// LoopTurns is the hub's own share of the latency, from the event-loop
+	// LoopTurns is how long the hub's loop works on each wake-up (a bound on
+	// a message's time in the hub after its read), from the event-loop
 	// histogram of its /metrics; nil when /metrics could not be read or
 	// the hub serves without its event loop.
 	LoopTurns *LoopTurns `json:"loop_turns,omitempty"`
@@ -200,16 +201,13 @@ type pair struct {
 
 // run is the state of one Run.
 type run struct {
-	opts Options
-	log  *slog.Logger
-	base time.Time
-	// baseWall is base without its monotonic reading, to compare with
-	// the kernel's wall-clock receive times.
-	baseWall time.Time
-	id       string
-	url      *url.URL
-	dialers  []*net.Dialer
-	next     atomic.Uint64 // round robin over dialers
+	opts    Options
+	log     *slog.Logger
+	base    time.Time
+	id      string
+	url     *url.URL
+	dialers []*net.Dialer
+	next    atomic.Uint64 // round robin over dialers
 
 	open        atomic.Int64
 	reconnects  atomic.Int64
@@ -230,8 +228,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	r := &run{opts: opts, log: opts.Logger, base: now, baseWall: now.Round(0), server: map[string]int64{}}
+	r := &run{opts: opts, log: opts.Logger, base: time.Now(), server: map[string]int64{}}
 	var idb [4]byte
 	_, _ = rand.Read(idb[:]) // crypto/rand.Read never fails
 	r.id = hex.EncodeToString(idb[:])

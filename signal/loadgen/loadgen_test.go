@@ -234,6 +234,18 @@ func TestLoopTurnsBetween(t *testing.T) {
 	if got := loopTurnsBetween(after, after); got != nil {
 		t.Errorf("no turns: %+v, want nil", got)
 	}
+	// A hub restarted between the readings counts from 0 again.
+	restarted, err := parseLoopTurns(strings.NewReader(exposition(1, 1, 1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loopTurnsBetween(after, restarted); got != nil {
+		t.Errorf("counts that went down: %+v, want nil", got)
+	}
+	delete(restarted, 0.001)
+	if got := loopTurnsBetween(before, restarted); got != nil {
+		t.Errorf("other buckets: %+v, want nil", got)
+	}
 	if _, err := parseLoopTurns(strings.NewReader("other_metric 1\n")); err == nil {
 		t.Error("an exposition without the histogram was accepted")
 	}

@@ -27,12 +27,15 @@ func (p *pair) receive(r *run) handler {
 		if err != nil {
 			return
 		}
-		lat := time.Since(r.base) - time.Duration(ts)
+		now := time.Now()
+		lat := now.Sub(r.base) - time.Duration(ts)
 		if len(p.lat) < maxSamplesPerPair {
 			p.lat = append(p.lat, lat)
 			if !arrived.IsZero() {
-				// Kernel times are wall-clock times.
-				p.socketLat = append(p.socketLat, arrived.Sub(r.baseWall.Add(time.Duration(ts))))
+				// Kernel times are wall-clock times: the wall clock
+				// measures only the short wait since the arrival,
+				// which a clock step during the run barely touches.
+				p.socketLat = append(p.socketLat, lat-now.Round(0).Sub(arrived))
 			}
 		}
 		p.delivered.Add(1)
