@@ -127,7 +127,8 @@ func (d *dataSet) sayBye() {
 	}
 }
 
-// waitOpen waits up to timeout for dc to open.
+// waitOpen waits up to timeout for dc to open. It takes dc's OnOpen
+// handler, which nothing else sets on the control channel.
 func waitOpen(dc *webrtc.DataChannel, timeout time.Duration) {
 	opened := make(chan struct{})
 	var once sync.Once

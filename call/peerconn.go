@@ -53,6 +53,15 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 		return err
 	}
 	pcfg := s.opts.ICE.Configuration(servers)
+	for _, srv := range iceServers {
+		for _, u := range srv.URLs {
+			// The hub's servers come as they are; pion would skip a
+			// stuns: one without a word.
+			if strings.HasPrefix(strings.ToLower(u), "stuns:") {
+				s.log.Warn("call: the hub's STUN server "+u+" is skipped: STUN over TLS is not used for ICE", "url", u)
+			}
+		}
+	}
 	pcfg.ICEServers = append(pcfg.ICEServers, iceServers...)
 	if s.trickle && !hasTURN(pcfg.ICEServers) {
 		pcfg.ICECandidatePoolSize = 1

@@ -146,6 +146,10 @@ func (m *mediaSet) sayGoodbye() {
 	}
 }
 
+// maxReportBlocks is the most report blocks one RTCP report holds (a
+// 5-bit count, RFC 3550 6.4.2).
+const maxReportBlocks = 31
+
 // goodbyeReceiving is the hang-up of a side that receives media but sends
 // none, or nil when it receives none either: a receiver report on every
 // source it receives, from an SSRC of its own, and a BYE that names no
@@ -172,8 +176,8 @@ func (m *mediaSet) goodbyeReceiving() []rtcp.Packet {
 	for _, it := range ins {
 		ssrc := uint32(it.track.SSRC())
 		received[ssrc] = true
-		if it.recv == nil {
-			continue
+		if it.recv == nil || len(rr.Reports) == maxReportBlocks {
+			continue // the BYE matters, not a report on every source
 		}
 		st := it.recv.Stats()
 		report := rtcp.ReceptionReport{SSRC: ssrc, LastSequenceNumber: st.HighestSeq}

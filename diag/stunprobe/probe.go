@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rtckit/rtckit/internal/netaddr"
 
@@ -91,6 +92,12 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 		families = append(families, familyIPv6)
 	}
 	familyReports := make([]*FamilyReport, len(families))
+	// A test that ended after a cancellation was cut short by it: only
+	// those make the report interrupted, and only their family's verdict
+	// is replaced.
+	familyCut := make([]bool, len(families))
+	var cut atomic.Bool
+	cancelled := func() bool { return errors.Is(ctx.Err(), context.Canceled) }
 	var wg sync.WaitGroup
 	for i, f := range families {
 		if opts.UDP {
@@ -98,6 +105,10 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 			go func() {
 				defer wg.Done()
 				familyReports[i] = p.probeFamily(ctx, f)
+				if cancelled() {
+					familyCut[i] = true
+					cut.Store(true)
+				}
 			}()
 		}
 		if opts.TCP {
@@ -107,6 +118,9 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 					defer wg.Done()
 					if b := p.tcpBinding(ctx, si, f); b.Status != StatusSkipped {
 						p.addBinding(si, b)
+					}
+					if cancelled() {
+						cut.Store(true)
 					}
 				}()
 			}
@@ -118,9 +132,11 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 	r.DurationMS = ms(opts.now().Sub(start))
 	r.UDP = p.anyOK(opts.UDP, "udp")
 	r.TCP = p.anyOK(opts.TCP, "tcp", "tls")
-	for _, fr := range familyReports {
+	for i, fr := range familyReports {
 		if fr != nil {
-			if fr.Status == "no-reply" {
+			if familyCut[i] && fr.Status != StatusNoRoute {
+				fr.Verdict = interruptedVerdict()
+			} else if fr.Status == "no-reply" {
 				fr.Verdict = verdict(false, nil, NotTested, NotTested)
 				if r.TCP == nil || !*r.TCP {
 					fr.Verdict.Classic = "no reply"
@@ -134,14 +150,9 @@ func Probe(ctx context.Context, opts Options) (*Report, error) {
 		sortBindings(r.Servers[i].Bindings)
 	}
 	r.Outcome = outcome(r)
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if cut.Load() {
 		// Silence after a cancellation says nothing about the network.
 		r.Outcome = OutcomeInterrupted
-		for i, f := range r.Families {
-			if f.Status != StatusNoRoute {
-				r.Families[i].Verdict = interruptedVerdict()
-			}
-		}
 	}
 	return r, nil
 }
