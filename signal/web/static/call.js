@@ -57,6 +57,8 @@ export class Call {
     /** Offers that collided with ours, and how many of them we ignored. */
     this.collisions = 0;
     this.ignoredOffers = 0;
+    /** Candidates dropped for credentials the remote description no longer holds. */
+    this.staleCandidates = 0;
     this.remoteStream = new MediaStream();
     this.#send = send;
     const pc = new RTCPeerConnection({ iceServers });
@@ -159,9 +161,26 @@ export class Call {
       try {
         await this.pc.addIceCandidate(candidate);
       } catch (err) {
-        if (!this.#ignoreOffer) throw err;
+        if (this.#ignoreOffer) return;
+        if (this.#staleCandidate(candidate)) {
+          this.staleCandidates++;
+          return;
+        }
+        throw err;
       }
     });
+  }
+
+  /**
+   * Tells whether a candidate belongs to ICE credentials the remote
+   * description does not hold: those of an offer we ignored in a collision,
+   * or of the generation before an ICE restart, still trickling in.
+   */
+  #staleCandidate(candidate) {
+    const ufrag = candidate && candidate.usernameFragment;
+    const sdp = this.pc.remoteDescription && this.pc.remoteDescription.sdp;
+    if (!ufrag || !sdp) return false;
+    return !sdp.split(/\r?\n/).includes(`a=ice-ufrag:${ufrag}`);
   }
 
   /** Restarts ICE: new credentials, new candidates, a new offer. */
@@ -220,6 +239,7 @@ export class Call {
       restarts: this.restarts,
       collisions: this.collisions,
       ignoredOffers: this.ignoredOffers,
+      staleCandidates: this.staleCandidates,
     };
   }
 

@@ -175,6 +175,7 @@ func RunResilience(t *testing.T, carolPeer, davePeer Peer) {
 			Restarts       int    `json:"restarts"`
 			Collisions     int    `json:"collisions"`
 			IgnoredOffers  int    `json:"ignoredOffers"`
+			Stale          int    `json:"staleCandidates"`
 			SignalingState string `json:"signalingState"`
 			Connection     string `json:"connectionState"`
 		}
@@ -185,7 +186,7 @@ func RunResilience(t *testing.T, carolPeer, davePeer Peer) {
 			s := WaitFor(p, "ICE restarted and settled", "rtckit.stats()", func(s restarts) bool {
 				return s.Restarts >= 1 && s.SignalingState == "stable" && s.Connection == "connected"
 			})
-			t.Logf("%s: %d offer collisions, %d ignored", p.label(), s.Collisions, s.IgnoredOffers)
+			t.Logf("%s: %d offer collisions, %d ignored, %d stale candidates dropped", p.label(), s.Collisions, s.IgnoredOffers, s.Stale)
 		}
 		for _, p := range []*Page{carol, dave} {
 			p.WaitPlaying()
