@@ -73,7 +73,7 @@ func newStunServeCmd(g *GlobalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run an RFC 5780-capable STUN server",
-		Long: `Serve answers STUN Binding requests with the client's mapped address
+		Long: fmt.Sprintf(`Serve answers STUN Binding requests with the client's mapped address
 (XOR-MAPPED-ADDRESS and MAPPED-ADDRESS) and RESPONSE-ORIGIN, over UDP and
 optionally TCP. It honours RESPONSE-PORT, which binding lifetime measurements
 need.
@@ -85,9 +85,12 @@ Both IPs must be addresses of this host; the wildcard 0.0.0.0 is refused
 because every response names the address it leaves from.
 
 A per-source rate limit (IPv4 address or IPv6 /64) keeps the server from being
-used to reflect traffic. The server runs until interrupted (or for --timeout),
-then prints its counters. With --json it prints one JSON object per line: a
-"listening" event with the bound addresses, and a "stopped" event.`,
+used to reflect traffic; while it is on, one source may also hold at most %d TCP
+connections at once. A TCP connection that carries no request for %v is closed,
+and at most %d are open at once. The server runs until interrupted (or for
+--timeout), then prints its counters. With --json it prints one JSON object per
+line: a "listening" event with the bound addresses, and a "stopped" event.`,
+			stunserver.MaxTCPConnsPerSource, stunserver.DefaultTCPIdleTimeout, stunserver.DefaultMaxTCPConns),
 		Example: `  # A plain STUN server on a public address
   rtckit stun serve --listen 198.51.100.10
 

@@ -175,6 +175,21 @@ func TestHandleBinding(t *testing.T) {
 			want:  want{verdict: verdictError, code: stun.CodeUnknownAttribute, unknown: stun.UnknownAttributes{0x0042}, from: sockPrimary, to: testClient},
 		},
 		{
+			name: "attributes after MESSAGE-INTEGRITY are ignored", h: rfc5780,
+			attrs: []stun.Setter{stun.NewUsername("u"), stun.NewShortTermIntegrity("p"), rawAttr{0x0042, nil}, changeRequest(true, true)},
+			want:  want{verdict: verdictSuccess, from: sockPrimary, to: testClient, origin: testAddrs.Primary, other: true},
+		},
+		{
+			name: "attributes after MESSAGE-INTEGRITY-SHA256 are ignored", h: rfc5780,
+			attrs: []stun.Setter{rawAttr{stun.AttrMessageIntegritySHA256, make([]byte, 32)}, rawAttr{0x0042, nil}, responsePort(50000)},
+			want:  want{verdict: verdictSuccess, from: sockPrimary, to: testClient, origin: testAddrs.Primary, other: true},
+		},
+		{
+			name: "attributes before MESSAGE-INTEGRITY still count", h: rfc5780,
+			attrs: []stun.Setter{rawAttr{0x0042, nil}, stun.NewUsername("u"), stun.NewShortTermIntegrity("p")},
+			want:  want{verdict: verdictError, code: stun.CodeUnknownAttribute, unknown: stun.UnknownAttributes{0x0042}, from: sockPrimary, to: testClient},
+		},
+		{
 			name: "unknown optional attribute", h: rfc5780,
 			attrs: []stun.Setter{rawAttr{0xC0FE, []byte("x")}},
 			want:  want{verdict: verdictSuccess, from: sockPrimary, to: testClient, origin: testAddrs.Primary, other: true},

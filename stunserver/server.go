@@ -46,6 +46,12 @@ const (
 	// bindAttempts is how many times Listen retries when a port it picked
 	// on one IP turns out to be taken on another.
 	bindAttempts = 16
+	// MaxTCPConnsPerSource bounds the concurrent TCP connections of one
+	// source (an IPv4 address or an IPv6 /64, as the rate limit counts
+	// them), so that one client cannot hold every one of
+	// Config.MaxTCPConns. A STUN client needs one connection per
+	// transaction at most. It applies only while rate limiting is on.
+	MaxTCPConnsPerSource = 16
 )
 
 // Addrs are the addresses a Server actually bound. Fields that are not in
@@ -92,6 +98,9 @@ type Server struct {
 	closed  bool
 	serving bool
 	conns   map[net.Conn]struct{}
+	// perSource counts the open TCP connections of each source; it is
+	// kept only when rate limiting is on.
+	perSource map[netip.Addr]int
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -122,12 +131,13 @@ func Listen(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   log,
-		h:     newHandler(socks.addrs, cfg.EnableChangeRequest, cfg.Software),
-		socks: socks,
-		conns: make(map[net.Conn]struct{}),
-		done:  make(chan struct{}),
+		cfg:       cfg,
+		log:       log,
+		h:         newHandler(socks.addrs, cfg.EnableChangeRequest, cfg.Software),
+		socks:     socks,
+		conns:     make(map[net.Conn]struct{}),
+		perSource: make(map[netip.Addr]int),
+		done:      make(chan struct{}),
 	}
 	if cfg.RateLimit > 0 {
 		s.lim = newLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries, nil)
@@ -351,9 +361,24 @@ func (s *Server) acceptTCP(l transport.TCPListener) {
 	}
 }
 
+// sourceKey returns the key c's source is counted under in perSource, and
+// false when connections are not counted per source.
+func (s *Server) sourceKey(c net.Conn) (netip.Addr, bool) {
+	if s.lim == nil {
+		return netip.Addr{}, false
+	}
+	ap, ok := netaddr.AddrPortOf(c.RemoteAddr())
+	if !ok {
+		return netip.Addr{}, false
+	}
+	return limiterKey(ap.Addr()), true
+}
+
 // track registers a new TCP connection, or reports false when the server
-// is closing or full.
+// is closing or full, or the connection's source holds
+// MaxTCPConnsPerSource connections already.
 func (s *Server) track(c net.Conn) bool {
+	key, perSource := s.sourceKey(c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -364,6 +389,14 @@ func (s *Server) track(c net.Conn) bool {
 		s.log.Warn("too many TCP connections, refusing one", "from", c.RemoteAddr())
 		return false
 	}
+	if perSource && s.perSource[key] >= MaxTCPConnsPerSource {
+		s.stats.tcpRejected.Add(1)
+		s.log.Debug("too many TCP connections from one source, refusing one", "from", c.RemoteAddr())
+		return false
+	}
+	if perSource {
+		s.perSource[key]++
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.stats.tcpAccepted.Add(1)
@@ -373,8 +406,14 @@ func (s *Server) track(c net.Conn) bool {
 
 func (s *Server) untrack(c net.Conn) {
 	_ = c.Close()
+	key, perSource := s.sourceKey(c)
 	s.mu.Lock()
 	delete(s.conns, c)
+	if perSource {
+		if s.perSource[key]--; s.perSource[key] <= 0 {
+			delete(s.perSource, key)
+		}
+	}
 	s.mu.Unlock()
 	s.stats.tcpOpen.Add(-1)
 }

@@ -436,6 +436,48 @@ func TestLoopbackTCPLimits(t *testing.T) {
 	expectClosed(t, first)
 }
 
+// TestLoopbackTCPPerSource checks that one source cannot hold every TCP
+// connection the server allows: connections beyond MaxTCPConnsPerSource
+// are refused while the others stay served, and a source's slot is freed
+// when its connection ends.
+func TestLoopbackTCPPerSource(t *testing.T) {
+	s := startServer(t, Config{PrimaryIP: netip.MustParseAddr("127.0.0.1"), TCP: true})
+	held := make([]*net.TCPConn, MaxTCPConnsPerSource)
+	for i := range held {
+		held[i] = dialTCP(t, s.Addrs().TCP)
+		tcpRoundTrip(t, held[i], newRequest(t)) // the server has registered it
+	}
+	over := dialTCP(t, s.Addrs().TCP)
+	expectClosed(t, over)
+	if st := s.Stats(); st.TCPRejected != 1 || st.TCPOpen != MaxTCPConnsPerSource {
+		t.Errorf("stats %+v, want one rejected, %d open", st, MaxTCPConnsPerSource)
+	}
+	tcpRoundTrip(t, held[0], newRequest(t))
+
+	// Ending a connection frees its slot.
+	_ = held[0].Close()
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	deadline := time.After(ioTimeout)
+	for s.Stats().TCPOpen != MaxTCPConnsPerSource-1 {
+		select {
+		case <-poll.C:
+		case <-deadline:
+			t.Fatalf("stats %+v: the closed connection is still counted", s.Stats())
+		}
+	}
+	tcpRoundTrip(t, dialTCP(t, s.Addrs().TCP), newRequest(t))
+
+	// Without rate limiting, sources are not counted.
+	unlimited := startServer(t, Config{PrimaryIP: netip.MustParseAddr("127.0.0.1"), TCP: true, RateLimit: -1})
+	for range MaxTCPConnsPerSource + 1 {
+		tcpRoundTrip(t, dialTCP(t, unlimited.Addrs().TCP), newRequest(t))
+	}
+	if st := unlimited.Stats(); st.TCPRejected != 0 {
+		t.Errorf("stats %+v, want none rejected without rate limiting", st)
+	}
+}
+
 func TestServeLifecycle(t *testing.T) {
 	cfg := Config{PrimaryIP: netip.MustParseAddr("127.0.0.1"), TCP: true}
 

@@ -30,7 +30,8 @@ type Stats struct {
 	// TCPAccepted counts TCP connections accepted and served.
 	TCPAccepted uint64 `json:"tcp_accepted"`
 	// TCPRejected counts TCP connections closed at once because
-	// Config.MaxTCPConns were already open.
+	// Config.MaxTCPConns were already open, or MaxTCPConnsPerSource from
+	// the same source.
 	TCPRejected uint64 `json:"tcp_rejected"`
 	// TCPOpen is the number of TCP connections open at the time of the
 	// snapshot.

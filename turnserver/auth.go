@@ -77,9 +77,12 @@ func (s *Server) authFailed(ra *turn.RequestAttributes, reason string) {
 }
 
 // onAuth receives pion's verdict on the MESSAGE-INTEGRITY of requests whose
-// user name authenticate accepted: false means a wrong password.
+// user name authenticate accepted: false means a wrong password. A TCP or
+// TLS connection that carried an authenticated request is exempt from the
+// authentication timeout from then on.
 func (s *Server) onAuth(src, _ net.Addr, _, username, _, method string, verdict bool) {
 	if verdict {
+		s.authenticated(src)
 		return
 	}
 	s.stats.authFailures.Add(1)

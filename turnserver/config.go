@@ -35,6 +35,20 @@ const (
 	// further connections are accepted and closed at once.
 	DefaultMaxTCPConns = 1024
 
+	// DefaultTCPAuthTimeout closes a TCP or TLS connection that has not
+	// carried an authenticated request this long after it was accepted. A
+	// client sends its first Allocate (or, on an RFC 6062 data connection,
+	// ConnectionBind) at once and authenticates it one round trip later; a
+	// connection that does neither only holds a slot of MaxTCPConns.
+	DefaultTCPAuthTimeout = 30 * time.Second
+
+	// MaxUnauthTCPConnsPerSource bounds the TCP and TLS connections of one
+	// source (an IPv4 address or an IPv6 /64) that have not carried an
+	// authenticated request yet, so that one host cannot hold every one of
+	// MaxTCPConns without credentials. Authenticated connections are not
+	// counted: many clients may share one address behind a NAT.
+	MaxUnauthTCPConnsPerSource = 32
+
 	// maxUsernameBytes is the longest USERNAME RFC 8489 §14.3 allows.
 	maxUsernameBytes = 508
 	// maxRealmBytes is the longest REALM RFC 8489 §14.9 allows.
@@ -124,6 +138,11 @@ type Config struct {
 	// MaxTCPConns bounds the concurrent TCP and TLS connections; zero
 	// means DefaultMaxTCPConns.
 	MaxTCPConns int
+
+	// TCPAuthTimeout closes TCP and TLS connections that have not carried
+	// an authenticated request this long after they were accepted; zero
+	// means DefaultTCPAuthTimeout.
+	TCPAuthTimeout time.Duration
 
 	// Now is the clock that TURN REST expiry is checked against; nil means
 	// time.Now.
@@ -243,6 +262,12 @@ func (c Config) normalize() (Config, error) {
 		return bad("TCP idle timeout %v is negative", c.TCPIdleTimeout)
 	case c.TCPIdleTimeout == 0:
 		c.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	switch {
+	case c.TCPAuthTimeout < 0:
+		return bad("TCP authentication timeout %v is negative", c.TCPAuthTimeout)
+	case c.TCPAuthTimeout == 0:
+		c.TCPAuthTimeout = DefaultTCPAuthTimeout
 	}
 	switch {
 	case c.MaxTCPConns < 0:

@@ -52,6 +52,7 @@ func TestNormalize(t *testing.T) {
 		{"port range too high", func(c *Config) { c.MinPort, c.MaxPort = 50000, 70000 }, "relay port range"},
 		{"negative idle timeout", func(c *Config) { c.TCPIdleTimeout = -time.Second }, "idle timeout"},
 		{"negative max conns", func(c *Config) { c.MaxTCPConns = -1 }, "max TCP connections"},
+		{"negative auth timeout", func(c *Config) { c.TCPAuthTimeout = -time.Second }, "authentication timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +82,7 @@ func TestNormalizeDefaults(t *testing.T) {
 		t.Errorf("listen %v relay %v, want 192.0.2.1 for both", got.ListenIP, got.RelayIP)
 	}
 	if got.Realm != DefaultRealm || got.QuotaPerUser != -1 || got.TCPIdleTimeout != DefaultTCPIdleTimeout ||
-		got.MaxTCPConns != DefaultMaxTCPConns || got.Now == nil || got.TLSConfig != nil || got.TLSPort != 0 {
+		got.MaxTCPConns != DefaultMaxTCPConns || got.TCPAuthTimeout != DefaultTCPAuthTimeout || got.Now == nil || got.TLSConfig != nil || got.TLSPort != 0 {
 		t.Errorf("defaults not applied: %+v", got)
 	}
 	users["mallory"] = "x"

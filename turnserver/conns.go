@@ -6,11 +6,14 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 const (
@@ -250,17 +253,26 @@ func (l *clientListener) Close() error {
 }
 
 // clientConn is a client's TCP connection. It closes itself when it has
-// carried nothing for Config.TCPIdleTimeout; a timer checks the last
-// activity rather than read deadlines, which pion and crypto/tls set
-// themselves.
+// carried nothing for Config.TCPIdleTimeout, or no authenticated request
+// within Config.TCPAuthTimeout of being accepted; timers check these rather
+// than read deadlines, which pion and crypto/tls set themselves.
 type clientConn struct {
 	net.Conn
-	s      *Server
-	idle   time.Duration
-	last   atomic.Int64 // UnixNano of the last read or write
-	timer  *time.Timer
-	closed atomic.Bool
-	once   sync.Once
+	s         *Server
+	idle      time.Duration
+	last      atomic.Int64 // UnixNano of the last read or write
+	timer     *time.Timer
+	authTimer *time.Timer
+	closed    atomic.Bool
+	once      sync.Once
+
+	// key is the remote address as addrKey names it; source is what
+	// Server.unauth counts it under.
+	key    string
+	source netip.Addr
+	// authed is set once the connection carried an authenticated request.
+	// It is guarded by Server.mu.
+	authed bool
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
@@ -294,12 +306,26 @@ func (c *clientConn) checkIdle() {
 	_ = c.Close()
 }
 
+// checkAuth runs on the authentication timer: it closes the connection if
+// it has not carried an authenticated request yet.
+func (c *clientConn) checkAuth() {
+	c.s.mu.Lock()
+	authed := c.authed
+	c.s.mu.Unlock()
+	if authed || c.closed.Load() {
+		return
+	}
+	c.s.log.Info("closing a TCP connection that did not authenticate", "from", c.RemoteAddr(), "timeout", c.s.cfg.TCPAuthTimeout)
+	_ = c.Close()
+}
+
 // Close closes the connection once and stops tracking it.
 func (c *clientConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		c.closed.Store(true)
 		c.timer.Stop()
+		c.authTimer.Stop()
 		err = c.Conn.Close()
 		c.s.untrackClient(c)
 	})
@@ -307,8 +333,13 @@ func (c *clientConn) Close() error {
 }
 
 // trackClient registers a new client connection, or returns nil when the
-// server is closing or full.
+// server is closing or full, or the connection's source holds
+// MaxUnauthTCPConnsPerSource connections that have not authenticated.
 func (s *Server) trackClient(c net.Conn) *clientConn {
+	cc := &clientConn{Conn: c, s: s, idle: s.cfg.TCPIdleTimeout, key: addrKey(c.RemoteAddr())}
+	if ap, ok := netaddr.AddrPortOf(c.RemoteAddr()); ok {
+		cc.source = sourceKey(ap.Addr())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -319,25 +350,79 @@ func (s *Server) trackClient(c net.Conn) *clientConn {
 		s.log.Warn("too many TCP connections, refusing one", "from", c.RemoteAddr())
 		return nil
 	}
-	cc := &clientConn{Conn: c, s: s, idle: s.cfg.TCPIdleTimeout}
+	if s.unauth[cc.source] >= MaxUnauthTCPConnsPerSource {
+		s.stats.tcpRejected.Add(1)
+		s.log.Info("too many unauthenticated TCP connections from one source, refusing one", "from", c.RemoteAddr())
+		return nil
+	}
+	s.unauth[cc.source]++
+	s.byAddr[cc.key] = cc
 	cc.last.Store(time.Now().UnixNano())
-	// Armed only once c.timer is set, which checkIdle reads.
+	// Armed only once both timers are set, which checkIdle and Close read.
 	cc.timer = time.AfterFunc(time.Duration(math.MaxInt64), cc.checkIdle)
+	cc.authTimer = time.AfterFunc(time.Duration(math.MaxInt64), cc.checkAuth)
 	cc.timer.Reset(cc.idle)
+	cc.authTimer.Reset(s.cfg.TCPAuthTimeout)
 	s.clients[cc] = struct{}{}
 	s.stats.tcpAccepted.Add(1)
 	s.stats.tcpOpen.Add(1)
 	return cc
 }
 
+// authenticated marks the client connection from src, if there is one, as
+// having carried an authenticated request: it no longer counts against its
+// source's MaxUnauthTCPConnsPerSource, and the authentication timeout no
+// longer applies to it.
+func (s *Server) authenticated(src net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.byAddr[addrKey(src)]
+	if c == nil || c.authed {
+		return
+	}
+	c.authed = true
+	s.releaseUnauth(c.source)
+	c.authTimer.Stop()
+}
+
+// releaseUnauth takes one unauthenticated connection off source's count.
+// The caller holds s.mu.
+func (s *Server) releaseUnauth(source netip.Addr) {
+	if s.unauth[source]--; s.unauth[source] <= 0 {
+		delete(s.unauth, source)
+	}
+}
+
 func (s *Server) untrackClient(c *clientConn) {
 	s.mu.Lock()
 	_, ok := s.clients[c]
 	delete(s.clients, c)
+	if ok && !c.authed {
+		s.releaseUnauth(c.source)
+	}
+	if s.byAddr[c.key] == c {
+		delete(s.byAddr, c.key)
+	}
 	s.mu.Unlock()
 	if ok {
 		s.stats.tcpOpen.Add(-1)
 	}
+}
+
+// ipv6SourceBits is the part of an IPv6 address that counts as one source:
+// a /64 usually belongs to one host or one subscriber.
+const ipv6SourceBits = 64
+
+// sourceKey maps a client address to the source it is counted under: the
+// address for IPv4, its /64 for IPv6.
+func sourceKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		if p, err := ip.Prefix(ipv6SourceBits); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 // trackRelay registers a relay socket for Close to end, or closes it and

@@ -151,6 +151,97 @@ func TestTCPLimits(t *testing.T) {
 		s := startServer(t, cfg)
 		waitClosed(t, dial(t, s), "idle connection")
 	})
+	t.Run("authentication timeout", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.TCPAuthTimeout = 100 * time.Millisecond
+		s := startServer(t, cfg)
+		c := newClient(t, s, overTCP, "alice", "wonderland")
+		if _, err := c.allocate(t); err != nil {
+			t.Fatalf("Allocate: %v", err)
+		}
+		// A silent connection, and one that only sends a STUN header, are
+		// closed; the authenticated one, older than both, stays.
+		silent := dial(t, s)
+		partial := dial(t, s)
+		req := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), requestedUDP)
+		if _, err := partial.Write(req.Raw[:len(req.Raw)-1]); err != nil { // all but the last byte
+			t.Fatal(err)
+		}
+		waitClosed(t, silent, "silent connection")
+		waitClosed(t, partial, "connection with a partial message")
+		c.sync(t)
+		if st := s.Stats(); st.TCPOpen != 1 {
+			t.Errorf("stats %+v, want the authenticated connection open", st)
+		}
+	})
+	t.Run("authenticated TLS connection stays", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.TCP = false
+		cfg.TLSCert, cfg.TLSKey = testenv.WriteSelfSignedCert(t, t.TempDir())
+		cfg.TCPAuthTimeout = 100 * time.Millisecond
+		s := startServer(t, cfg)
+		c := newClient(t, s, overTLS, "alice", "wonderland")
+		if _, err := c.allocate(t); err != nil {
+			t.Fatalf("Allocate: %v", err)
+		}
+		// A silent connection opened later is closed by the timeout; by
+		// then the authenticated one has outlived it too.
+		silent, err := net.DialTimeout("tcp", s.Addrs().TLS.String(), ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		waitClosed(t, silent, "silent connection")
+		c.sync(t)
+		if st := s.Stats(); st.TCPOpen != 1 {
+			t.Errorf("stats %+v, want the authenticated TLS connection open", st)
+		}
+	})
+	t.Run("TLS handshake never completed", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.TCP = false
+		cfg.TLSCert, cfg.TLSKey = testenv.WriteSelfSignedCert(t, t.TempDir())
+		cfg.TCPAuthTimeout = 100 * time.Millisecond
+		s := startServer(t, cfg)
+		c, err := net.DialTimeout("tcp", s.Addrs().TLS.String(), ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetReadDeadline(time.Now().Add(ioTimeout)); err != nil {
+			t.Fatal(err)
+		}
+		// crypto/tls answers with an alert; then the server must close.
+		if _, err := io.Copy(io.Discard, c); err != nil && !isReset(err) {
+			t.Fatalf("read %v, want the server to close the connection", err)
+		}
+	})
+	t.Run("unauthenticated connections per source", func(t *testing.T) {
+		s := startServer(t, labConfig())
+		for range MaxUnauthTCPConnsPerSource {
+			dial(t, s)
+		}
+		waitClosed(t, dial(t, s), "connection over the per-source limit")
+		if st := s.Stats(); st.TCPRejected != 1 || st.TCPAccepted != MaxUnauthTCPConnsPerSource {
+			t.Errorf("stats %+v, want %d accepted, 1 rejected", st, MaxUnauthTCPConnsPerSource)
+		}
+	})
+	t.Run("authenticated connections are not counted per source", func(t *testing.T) {
+		cfg := labConfig()
+		cfg.QuotaPerUser = -1
+		s := startServer(t, cfg)
+		for i := range MaxUnauthTCPConnsPerSource + 1 {
+			if _, err := newClient(t, s, overTCP, "alice", "wonderland").allocate(t); err != nil {
+				t.Fatalf("Allocate %d: %v", i, err)
+			}
+		}
+		if st := s.Stats(); st.TCPRejected != 0 {
+			t.Errorf("stats %+v, want none rejected", st)
+		}
+	})
 }
 
 // isReset reports whether err is a connection reset.

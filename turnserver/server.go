@@ -120,6 +120,11 @@ type Server struct {
 	turn    *turn.Server
 	clients map[*clientConn]struct{}
 	relays  map[io.Closer]struct{}
+	// byAddr finds a client connection by its remote address (addrKey);
+	// unauth counts the connections of each source (sourceKey) that have
+	// not authenticated yet.
+	byAddr map[string]*clientConn
+	unauth map[netip.Addr]int
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -152,6 +157,8 @@ func Listen(cfg Config) (*Server, error) {
 		quota:   newQuota(cfg.QuotaPerUser),
 		clients: make(map[*clientConn]struct{}),
 		relays:  make(map[io.Closer]struct{}),
+		byAddr:  make(map[string]*clientConn),
+		unauth:  make(map[netip.Addr]int),
 		done:    make(chan struct{}),
 	}
 	if err := s.bind(); err != nil {
