@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/rtckit/rtckit/internal/netaddr"
 )
 
 const (
@@ -15,9 +17,6 @@ const (
 	// limiterSweepInterval is how often a full table may be swept for idle
 	// entries, so that a flood does not turn every request into a full scan.
 	limiterSweepInterval = time.Second
-	// ipv6PrefixBits is the part of an IPv6 source that is rate limited as
-	// one: a /64 usually belongs to one host or one subscriber.
-	ipv6PrefixBits = 64
 )
 
 // limiter is a per-source token bucket rate limiter with a bounded table.
@@ -61,18 +60,6 @@ func newLimiter(perSecond float64, burst, maxEntries int, now func() time.Time) 
 	}
 }
 
-// limiterKey maps a source address to its rate limit key: the address for
-// IPv4, the /64 prefix for IPv6.
-func limiterKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		if p, err := ip.Prefix(ipv6PrefixBits); err == nil {
-			return p.Addr()
-		}
-	}
-	return ip
-}
-
 // allow reports whether one more request from ip may be answered now.
 //
 // When the table is full even after evicting idle entries, an arbitrary
@@ -80,7 +67,7 @@ func limiterKey(ip netip.Addr) netip.Addr {
 // spoofing flood can at worst reset one source's bucket, which still bounds
 // what any one victim receives.
 func (l *limiter) allow(ip netip.Addr) bool {
-	key := limiterKey(ip)
+	key := netaddr.SourceKey(ip) // IPv6 sources are limited by /64
 	now := l.now()
 
 	l.mu.Lock()

@@ -39,19 +39,6 @@ func TestLimiterBucket(t *testing.T) {
 }
 
 func TestLimiterKey(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"198.51.100.1", "198.51.100.1"},
-		{"::ffff:198.51.100.1", "198.51.100.1"},
-		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::"},
-		{"2001:db8:1:2::9", "2001:db8:1:2::"},
-		{"fe80::1%eth0", "fe80::"},
-	}
-	for _, tt := range tests {
-		if got := limiterKey(netip.MustParseAddr(tt.in)); got != netip.MustParseAddr(tt.want) {
-			t.Errorf("limiterKey(%s) = %v, want %s", tt.in, got, tt.want)
-		}
-	}
-
 	// Two addresses of one /64 share a bucket.
 	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
 	l := newLimiter(1, 1, 100, clk.now)

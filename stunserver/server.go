@@ -371,7 +371,7 @@ func (s *Server) sourceKey(c net.Conn) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	return limiterKey(ap.Addr()), true
+	return netaddr.SourceKey(ap.Addr()), true
 }
 
 // track registers a new TCP connection, or reports false when the server

@@ -338,7 +338,7 @@ func (c *clientConn) Close() error {
 func (s *Server) trackClient(c net.Conn) *clientConn {
 	cc := &clientConn{Conn: c, s: s, idle: s.cfg.TCPIdleTimeout, key: addrKey(c.RemoteAddr())}
 	if ap, ok := netaddr.AddrPortOf(c.RemoteAddr()); ok {
-		cc.source = sourceKey(ap.Addr())
+		cc.source = netaddr.SourceKey(ap.Addr())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -407,22 +407,6 @@ func (s *Server) untrackClient(c *clientConn) {
 	if ok {
 		s.stats.tcpOpen.Add(-1)
 	}
-}
-
-// ipv6SourceBits is the part of an IPv6 address that counts as one source:
-// a /64 usually belongs to one host or one subscriber.
-const ipv6SourceBits = 64
-
-// sourceKey maps a client address to the source it is counted under: the
-// address for IPv4, its /64 for IPv6.
-func sourceKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		if p, err := ip.Prefix(ipv6SourceBits); err == nil {
-			return p.Addr()
-		}
-	}
-	return ip
 }
 
 // trackRelay registers a relay socket for Close to end, or closes it and

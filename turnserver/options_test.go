@@ -175,39 +175,22 @@ func TestTCPLimits(t *testing.T) {
 		}
 	})
 	t.Run("authenticated TLS connection stays", func(t *testing.T) {
-		cfg := labConfig()
-		cfg.TCP = false
-		cfg.TLSCert, cfg.TLSKey = testenv.WriteSelfSignedCert(t, t.TempDir())
-		cfg.TCPAuthTimeout = 100 * time.Millisecond
-		s := startServer(t, cfg)
+		s := startTLSServer(t, 100*time.Millisecond)
 		c := newClient(t, s, overTLS, "alice", "wonderland")
 		if _, err := c.allocate(t); err != nil {
 			t.Fatalf("Allocate: %v", err)
 		}
 		// A silent connection opened later is closed by the timeout; by
 		// then the authenticated one has outlived it too.
-		silent, err := net.DialTimeout("tcp", s.Addrs().TLS.String(), ioTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer silent.Close()
-		waitClosed(t, silent, "silent connection")
+		waitClosed(t, dialTLSPort(t, s), "silent connection")
 		c.sync(t)
 		if st := s.Stats(); st.TCPOpen != 1 {
 			t.Errorf("stats %+v, want the authenticated TLS connection open", st)
 		}
 	})
 	t.Run("TLS handshake never completed", func(t *testing.T) {
-		cfg := labConfig()
-		cfg.TCP = false
-		cfg.TLSCert, cfg.TLSKey = testenv.WriteSelfSignedCert(t, t.TempDir())
-		cfg.TCPAuthTimeout = 100 * time.Millisecond
-		s := startServer(t, cfg)
-		c, err := net.DialTimeout("tcp", s.Addrs().TLS.String(), ioTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+		s := startTLSServer(t, 100*time.Millisecond)
+		c := dialTLSPort(t, s)
 		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -242,6 +225,29 @@ func TestTCPLimits(t *testing.T) {
 			t.Errorf("stats %+v, want none rejected", st)
 		}
 	})
+}
+
+// startTLSServer serves TURN over TLS only, closing connections that do not
+// authenticate within authTimeout.
+func startTLSServer(t *testing.T, authTimeout time.Duration) *Server {
+	t.Helper()
+	cfg := labConfig()
+	cfg.TCP = false
+	cfg.TLSCert, cfg.TLSKey = testenv.WriteSelfSignedCert(t, t.TempDir())
+	cfg.TCPAuthTimeout = authTimeout
+	return startServer(t, cfg)
+}
+
+// dialTLSPort opens a plain TCP connection to s's TLS port, closed when the
+// test ends.
+func dialTLSPort(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addrs().TLS.String(), ioTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // isReset reports whether err is a connection reset.

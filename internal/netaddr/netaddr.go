@@ -58,3 +58,20 @@ func CheckPort(p int) error {
 	}
 	return nil
 }
+
+// ipv6SourceBits is the part of an IPv6 address that counts as one source:
+// a /64 usually belongs to one host or one subscriber.
+const ipv6SourceBits = 64
+
+// SourceKey maps a client address to the source that limits count it
+// under: the address itself for IPv4 (and IPv4-mapped IPv6), its /64 for
+// IPv6, without a zone.
+func SourceKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		if p, err := ip.Prefix(ipv6SourceBits); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}

@@ -42,3 +42,17 @@ func TestChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":               "192.0.2.7",
+		"::ffff:192.0.2.7":        "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6":    "2001:db8:1:2::",
+		"fe80::1%eth0":            "fe80::",
+		"2001:db8:1:2:ffff::ffff": "2001:db8:1:2::",
+	} {
+		if got := SourceKey(netip.MustParseAddr(in)); got != netip.MustParseAddr(want) {
+			t.Errorf("SourceKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
