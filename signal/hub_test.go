@@ -504,16 +504,27 @@ func TestHubUsersGaugeAfterExpiry(t *testing.T) {
 		}
 		return d.GetGauge().GetValue()
 	}
-	if got := users(); got != 1 {
-		t.Fatalf("users %v, want 1", got)
+	b, bob := join(t, h, "bob", 64)
+	bob.until(t, TypeUserList)
+	if got := users(); got != 2 {
+		t.Fatalf("users %v, want 2", got)
 	}
 	c.Disconnect()
-	deadline := time.Now().Add(waitTimeout)
-	for users() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("users %v after the grace period, want 0", users())
-		}
-		time.Sleep(5 * time.Millisecond)
+	// A message for the away alice waits in her session; the session's
+	// expiry at the end of the grace period tells bob it was not
+	// delivered.
+	send(b, `{"type":"hang-up","target":"alice"}`)
+	if m := bob.until(t, TypeError); m.Code != CodeExpired {
+		t.Fatalf("error %+v, want %s", m, CodeExpired)
+	}
+	// The expiry sets the gauge under the hub's lock, after that error:
+	// routing another message takes the lock, so it waits for the gauge.
+	send(b, `{"type":"hang-up","target":"alice"}`)
+	if m := bob.until(t, TypeError); m.Code != CodeUnknownTarget {
+		t.Fatalf("error %+v, want %s: alice's name outlived her session", m, CodeUnknownTarget)
+	}
+	if got := users(); got != 1 {
+		t.Fatalf("users %v after alice's grace period, want 1", got)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// stampWait bounds the wait for the kernel to stamp a read.
+const stampWait = 250 * time.Millisecond
+
 // TestStampedReader: reads through the stamped reader return what was
 // sent, with a kernel receive time between the write and the read, and
 // end like the connection's own reads (deadline, EOF).
@@ -49,9 +52,9 @@ func TestStampedReader(t *testing.T) {
 	// first socket asks: exchange until a read is stamped.
 	var before, after time.Time
 	buf := make([]byte, 16)
-	for i := 0; i < 200 && rx.arrived().IsZero(); i++ {
-		if i > 0 {
-			time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(stampWait); rx.arrived().IsZero(); {
+		if time.Now().After(deadline) {
+			t.Fatal("no read was stamped")
 		}
 		before = time.Now()
 		if _, err := server.Write([]byte("hello")); err != nil {
