@@ -54,11 +54,13 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 	}
 	pcfg := s.opts.ICE.Configuration(servers)
 	for _, srv := range iceServers {
-		for _, u := range srv.URLs {
-			// The hub's servers come as they are; pion would skip a
-			// stuns: one without a word.
-			if strings.HasPrefix(strings.ToLower(u), "stuns:") {
-				s.log.Warn("call: the hub's STUN server "+u+" is skipped: STUN over TLS is not used for ICE", "url", u)
+		for _, raw := range srv.URLs {
+			// The hub's servers come as they are: say which of them the
+			// ICE agent would skip without a word.
+			if u, err := peer.ParseICEServerURI(raw); err == nil {
+				if err := peer.CheckICEUsable(u); err != nil {
+					s.log.Warn("call: a server from the hub is skipped", "err", err)
+				}
 			}
 		}
 	}
