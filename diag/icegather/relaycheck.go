@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
@@ -113,7 +113,7 @@ func relayCheck(ctx context.Context, api *webrtc.API, opts Options, server peer.
 		return res
 	}
 	for name, pc := range map[string]*webrtc.PeerConnection{"first": a, "second": b} {
-		if d := pc.LocalDescription(); d != nil && !strings.Contains(d.SDP, " typ relay") {
+		if len(relayCandidates(pc)) == 0 {
 			// Nothing can connect: no need to wait for the deadline.
 			res.Error = "the " + name + " peer got no relay candidate: the server refused its allocation (quota, credentials or capacity; the server's own entry says why)"
 			return res
@@ -240,30 +240,39 @@ func setLocalAndGather(ctx context.Context, pc *webrtc.PeerConnection, d webrtc.
 	}
 }
 
-// relayAddrs returns the relay candidate addresses in the local descriptions
-// of pcs, one per IP address (permissions are per IP address, RFC 8656
-// section 9): the peers each side's relay must be permitted to reach.
+// relayCandidates returns the relay candidates in pc's local description.
+func relayCandidates(pc *webrtc.PeerConnection) []ice.Candidate {
+	d := pc.LocalDescription()
+	if d == nil {
+		return nil
+	}
+	var out []ice.Candidate
+	for line := range strings.Lines(d.SDP) {
+		raw, ok := strings.CutPrefix(strings.TrimSpace(line), "a=candidate:")
+		if !ok {
+			continue
+		}
+		if c, err := ice.UnmarshalCandidate(raw); err == nil && c.Type() == ice.CandidateTypeRelay {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// relayAddrs returns the relay candidate addresses of pcs, one per IP
+// address (permissions are per IP address, RFC 8656 section 9): the peers
+// each side's relay must be permitted to reach.
 func relayAddrs(pcs ...*webrtc.PeerConnection) []*net.UDPAddr {
 	var out []*net.UDPAddr
 	seen := map[string]bool{}
 	for _, pc := range pcs {
-		d := pc.LocalDescription()
-		if d == nil {
-			continue
-		}
-		for line := range strings.Lines(d.SDP) {
-			// a=candidate:foundation component protocol priority address port typ type ...
-			f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "a="))
-			if len(f) < 8 || !strings.HasPrefix(f[0], "candidate:") || f[6] != "typ" || f[7] != TypeRelay {
-				continue
-			}
-			ip := net.ParseIP(f[4])
-			port, err := strconv.Atoi(f[5])
-			if ip == nil || err != nil || seen[ip.String()] {
+		for _, c := range relayCandidates(pc) {
+			ip := net.ParseIP(c.Address())
+			if ip == nil || seen[ip.String()] {
 				continue
 			}
 			seen[ip.String()] = true
-			out = append(out, &net.UDPAddr{IP: ip, Port: port})
+			out = append(out, &net.UDPAddr{IP: ip, Port: c.Port()})
 		}
 	}
 	return out
