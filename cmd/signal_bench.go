@@ -46,6 +46,8 @@ type SignalBenchOptions struct {
 	HubPID int
 	// AllowRemote permits a hub that is not on a loopback address.
 	AllowRemote bool
+	// Engine is auto, loop or goroutines (see loadgen.Engine).
+	Engine string
 }
 
 // SignalBenchReport is the output of `rtckit signal bench`.
@@ -118,6 +120,7 @@ Spread many connections over several loopback source addresses
 	f.StringVar(&opts.Token, "token", "", "the hub's access token")
 	f.IntVar(&opts.HubPID, "hub-pid", 0, "process id of a local hub: report its memory per connection and CPU per message")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "allow a hub that is not on a loopback address")
+	f.StringVar(&opts.Engine, "engine", "auto", "how the pairs are driven: loop (one epoll loop; Linux, ws://, no churn), goroutines, or auto")
 	return c
 }
 
@@ -150,10 +153,23 @@ func (o *SignalBenchOptions) loadgenOptions() (loadgen.Options, error) {
 	if err != nil {
 		return loadgen.Options{}, err
 	}
-	return loadgen.Options{
+	engine := loadgen.Engine(o.Engine)
+	switch engine {
+	case "auto":
+		engine = loadgen.EngineAuto
+	case loadgen.EngineLoop, loadgen.EngineGoroutines:
+	default:
+		return loadgen.Options{}, fmt.Errorf("--engine: %q is not auto, loop or goroutines", o.Engine)
+	}
+	lopts := loadgen.Options{
 		URL: o.URL, Pairs: o.Pairs, Rate: o.Rate, Window: o.Window, PayloadBytes: o.PayloadBytes,
 		Duration: o.Duration, Idle: o.Idle, Churn: o.Churn, SourceIPs: ips, Token: o.Token, HubPID: o.HubPID,
-	}, nil
+		Engine: engine,
+	}
+	if err := lopts.Check(); err != nil {
+		return loadgen.Options{}, fmt.Errorf("--engine: %w", err)
+	}
+	return lopts, nil
 }
 
 // isLoopbackHost tells whether host is localhost or a loopback address.
@@ -227,6 +243,9 @@ func signalBenchText(r SignalBenchReport) string {
 		r.URL, r.Pairs, rate, r.PayloadBytes, r.Idle, r.Elapsed.Round(time.Millisecond))
 	row := func(name, format string, a ...any) {
 		fmt.Fprintf(&b, "  %-20s "+format+"\n", append([]any{name}, a...)...)
+	}
+	if r.Engine != "" {
+		row("engine", "%s", r.Engine)
 	}
 	row("connections held", "%d", r.Connections)
 	if r.Reconnects > 0 {

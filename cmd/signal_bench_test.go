@@ -34,6 +34,8 @@ func TestSignalBenchUsageErrors(t *testing.T) {
 		{"bad source", []string{"--source-ip", "127.0.0.x"}, "not an address"},
 		{"backwards range", []string{"--source-ip", "127.0.0.9-127.0.0.2"}, "not a range"},
 		{"not a number", []string{"--pairs", "many"}, "invalid argument"},
+		{"unknown engine", []string{"--engine", "threads"}, "--engine"},
+		{"loop with churn", []string{"--engine", "loop", "--churn", "5"}, "no churn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +121,7 @@ func TestSignalBenchRun(t *testing.T) {
 
 func TestSignalBenchText(t *testing.T) {
 	rep := SignalBenchReport{Schema: signalBenchSchema, URL: "ws://127.0.0.1:8080/ws", Result: loadgen.Result{
-		Pairs: 100, Rate: 45000, PayloadBytes: 512, Elapsed: 10 * time.Second, Connections: 200,
+		Pairs: 100, Rate: 45000, PayloadBytes: 512, Elapsed: 10 * time.Second, Connections: 200, Engine: loadgen.EngineLoop,
 		Sent: 450000, Delivered: 449990, Lost: 10, MessagesPerSecond: 44999,
 		Latency: &loadgen.Latency{Samples: 449990, P50: 630 * time.Microsecond, P90: time.Millisecond,
 			P99: 2880 * time.Microsecond, Max: 12 * time.Millisecond},
@@ -129,6 +131,7 @@ func TestSignalBenchText(t *testing.T) {
 		Errors:    loadgen.Errors{Server: map[string]int64{"rate-limited": 2, "queue-full": 1}},
 	}}
 	want := `signal bench ws://127.0.0.1:8080/ws: 100 pairs, target 45000 msg/s, 512-byte offers, 0 idle, 10s
+  engine               loop
   connections held     200
   messages             450000 sent, 449990 delivered, 10 lost
   messages/s           44999

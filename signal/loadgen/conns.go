@@ -63,7 +63,7 @@ func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
 				_ = ws.CloseNow() // the connection is over either way
 				return
 			}
-			if bytes.HasPrefix(data, []byte(`{"type":"error"`)) {
+			if bytes.HasPrefix(data, []byte(serverErrorPrefix)) {
 				r.serverError(data)
 				continue
 			}
@@ -74,6 +74,9 @@ func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
 	}()
 	return c, nil
 }
+
+// serverErrorPrefix starts the hub's error messages.
+const serverErrorPrefix = `{"type":"error"`
 
 // serverError counts an error message by code.
 func (r *run) serverError(data []byte) {
@@ -174,6 +177,72 @@ func (r *run) client(ctx, rctx context.Context, name string, after handler) (*co
 	return c, nil
 }
 
+// clientDirect opens a connection and registers name on it, reading the
+// hub's replies itself; it starts no reader, for the event loop.
+func (r *run) clientDirect(ctx context.Context, name string) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	defer cancel()
+	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
+	ws, err := dialWS(dctx, d, r.url, r.opts.Token)
+	if err != nil {
+		return nil, err
+	}
+	got, err := r.registerDirect(dctx, ws, name)
+	if err != nil {
+		_ = ws.CloseNow() // the registration failed
+		return nil, err
+	}
+	r.open.Add(1)
+	return &conn{ws: ws, name: got, done: make(chan struct{}), direct: true}, nil
+}
+
+// registerDirect is register for a connection without a reader.
+func (r *run) registerDirect(ctx context.Context, ws *wsClient, name string) (string, error) {
+	dl, _ := ctx.Deadline() // dctx has one
+	_ = ws.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = ws.nc.SetDeadline(time.Now()) }) // cancelled
+	defer stop()
+	if err := ws.WriteText(fmt.Appendf(nil, `{"type":"username","name":%q}`, name)); err != nil {
+		return "", err
+	}
+	if err := ws.WriteText([]byte(`{"type":"ping","ts":1}`)); err != nil {
+		return "", err
+	}
+	for {
+		data, err := ws.read()
+		if err != nil {
+			return "", err
+		}
+		if bytes.HasPrefix(data, []byte(serverErrorPrefix)) {
+			r.serverError(data)
+			continue
+		}
+		var m struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(data, &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case "rejectusername":
+			name = m.Name
+		case "pong":
+			_ = ws.nc.SetDeadline(time.Time{})
+			return name, nil
+		}
+	}
+}
+
+// pairClient opens and registers one of a pair's connections, without a
+// reader when the event loop is to read it.
+func (r *run) pairClient(ctx, rctx context.Context, name string, after handler) (*conn, error) {
+	if r.loop {
+		return r.clientDirect(ctx, name)
+	}
+	return r.client(ctx, rctx, name, after)
+}
+
 // connectPairs opens and registers the pairs; pairs that fail are
 // counted and left out.
 func (r *run) connectPairs(ctx, rctx context.Context) []*pair {
@@ -191,13 +260,13 @@ func (r *run) connectPairs(ctx, rctx context.Context) []*pair {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			p := &pair{idx: i, window: make(chan struct{}, r.opts.Window), churn: make(chan struct{}, 1)}
-			recv, err := r.client(ctx, rctx, fmt.Sprintf("b%s-r%d", r.id, i), p.receive(r))
+			recv, err := r.pairClient(ctx, rctx, fmt.Sprintf("b%s-r%d", r.id, i), p.receive(r))
 			if err != nil {
 				r.dialErrs.Add(1)
 				r.log.Debug("receiver", "pair", i, "err", err)
 				return
 			}
-			send, err := r.client(ctx, rctx, fmt.Sprintf("b%s-s%d", r.id, i), nil)
+			send, err := r.pairClient(ctx, rctx, fmt.Sprintf("b%s-s%d", r.id, i), nil)
 			if err != nil {
 				r.dialErrs.Add(1)
 				recv.closing.Store(true)
@@ -258,6 +327,12 @@ func (r *run) closeAll(pairs []*pair, idle []*conn) {
 	var wg sync.WaitGroup
 	for _, c := range all {
 		if c.closing.Swap(true) {
+			continue
+		}
+		if c.direct { // no reader sees the hub's close frame
+			_ = c.ws.CloseNow()
+			r.open.Add(-1)
+			close(c.done)
 			continue
 		}
 		sem <- struct{}{}

@@ -11,12 +11,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,8 +94,46 @@ type Options struct {
 	HubPID int
 	// ProcRoot is the proc file system ("/proc" when empty).
 	ProcRoot string
+	// Engine is how the pairs are driven: EngineLoop, EngineGoroutines,
+	// or EngineAuto (the event loop where it works).
+	Engine Engine
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+}
+
+// Engine is a way of driving the pairs' connections.
+type Engine string
+
+// Engines.
+const (
+	// EngineAuto is EngineLoop on Linux with ws:// and no churn, else
+	// EngineGoroutines.
+	EngineAuto Engine = ""
+	// EngineLoop is one goroutine on its own thread that sends on
+	// schedule and reads every pair's socket through epoll (Linux, ws://,
+	// no churn).
+	EngineLoop Engine = "loop"
+	// EngineGoroutines is a goroutine per sender and per connection's
+	// reader.
+	EngineGoroutines Engine = "goroutines"
+)
+
+// useLoop tells whether normalized options run the event loop.
+func (o *Options) useLoop() bool {
+	return o.Engine == EngineLoop || (o.Engine == EngineAuto && o.loopWorks() == nil)
+}
+
+// loopWorks returns why the event loop cannot run these options, or nil.
+func (o *Options) loopWorks() error {
+	switch {
+	case !loopSupported:
+		return errors.New("the event-loop engine needs Linux")
+	case !strings.HasPrefix(o.URL, "ws://"):
+		return errors.New("the event-loop engine needs a ws:// URL")
+	case o.Churn > 0:
+		return errors.New("the event-loop engine does not reconnect: no churn")
+	}
+	return nil
 }
 
 // Result is what a run measured.
@@ -103,6 +143,8 @@ type Result struct {
 	Idle         int     `json:"idle"`
 	Rate         float64 `json:"target_rate"`
 	PayloadBytes int     `json:"payload_bytes"`
+	// Engine is the engine that drove the pairs.
+	Engine Engine `json:"engine"`
 	// Elapsed is how long messages were sent (or connections held).
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// Connections is the number of connections open at the end.
@@ -181,6 +223,7 @@ type Errors struct {
 type conn struct {
 	ws      *wsClient
 	name    string
+	direct  bool // no reader goroutine: the event loop reads it
 	closing atomic.Bool
 	done    chan struct{} // closed when the reader returns
 }
@@ -218,6 +261,7 @@ type run struct {
 	server      map[string]int64
 	readers     sync.WaitGroup
 	rctx        context.Context // ends the readers
+	loop        bool            // the event loop sends and reads the pairs
 }
 
 // Run connects, sends for opts.Duration, waits for messages in flight,
@@ -247,6 +291,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	rctx, cancelReaders := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReaders()
 	r.rctx = rctx
+	r.loop = opts.useLoop()
 	pairs := r.connectPairs(ctx, rctx)
 	idle := r.connectIdle(ctx, rctx)
 	defer func() { r.closeAll(pairs, idle); cancelReaders(); r.readers.Wait() }()
@@ -263,14 +308,29 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	self, selfErr := readProc(opts.ProcRoot, os.Getpid())
 	start := time.Now()
-	r.send(ctx, pairs)
-	elapsed := time.Since(start)
-	selfEnd, selfEndErr := readProc(opts.ProcRoot, os.Getpid())
-	r.drain(ctx, pairs)
+	var elapsed time.Duration
+	var selfEnd procSample
+	var selfEndErr error
+	sent := func() {
+		elapsed = time.Since(start)
+		selfEnd, selfEndErr = readProc(opts.ProcRoot, os.Getpid())
+	}
+	var el *eventLoop
+	if r.loop {
+		var err error
+		if el, err = r.newEventLoop(pairs); err != nil {
+			return nil, err
+		}
+		el.runLoop(ctx, sent)
+	} else {
+		r.send(ctx, pairs)
+		sent()
+		r.drain(ctx, pairs)
+	}
 
 	res := &Result{
 		Pairs: opts.Pairs, Idle: opts.Idle, Rate: opts.Rate, PayloadBytes: opts.PayloadBytes,
-		Elapsed: elapsed, Connections: r.open.Load(),
+		Elapsed: elapsed, Connections: r.open.Load(), Engine: EngineGoroutines,
 	}
 	if opts.HubPID != 0 {
 		if after, err := readProc(opts.ProcRoot, opts.HubPID); err == nil {
@@ -283,6 +343,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		} else {
 			r.log.Warn("reading the hub's /proc", "err", err)
 		}
+	}
+	if el != nil {
+		res.Engine = EngineLoop
+		el.close()
 	}
 	r.closeAll(pairs, idle)
 	cancelReaders()
@@ -317,6 +381,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// Check reports what Run would refuse in o (ErrInvalidOptions).
+func (o Options) Check() error { return o.normalize() }
+
 // normalize checks the options and fills in the defaults.
 func (o *Options) normalize() error {
 	u, err := url.Parse(o.URL)
@@ -332,6 +399,15 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("%w: rate, churn, payload, duration and window must not be negative", ErrInvalidOptions)
 	case o.Churn > 0 && o.Pairs == 0:
 		return fmt.Errorf("%w: churn needs pairs", ErrInvalidOptions)
+	}
+	switch o.Engine {
+	case EngineAuto, EngineGoroutines:
+	case EngineLoop:
+		if err := o.loopWorks(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		}
+	default:
+		return fmt.Errorf("%w: unknown engine %q (loop, goroutines)", ErrInvalidOptions, o.Engine)
 	}
 	for _, ip := range o.SourceIPs {
 		if !ip.IsValid() {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +53,8 @@ func TestRun(t *testing.T) {
 		{"rate", Options{Pairs: 10, Rate: 500, Duration: time.Second, HubPID: os.Getpid()}},
 		{"window", Options{Pairs: 10, Window: 4, Duration: 500 * time.Millisecond}},
 		{"idle and churn", Options{Pairs: 4, Rate: 200, Idle: 20, Churn: 8, Duration: time.Second}},
+		{"rate, goroutines", Options{Pairs: 10, Rate: 500, Duration: time.Second, Engine: EngineGoroutines}},
+		{"window, goroutines", Options{Pairs: 10, Window: 4, Duration: 500 * time.Millisecond, Engine: EngineGoroutines}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +83,13 @@ func TestRun(t *testing.T) {
 			}
 			if res.Errors.Dial != 0 || res.Errors.Send != 0 || len(res.Errors.Server) != 0 {
 				t.Errorf("errors = %+v", res.Errors)
+			}
+			wantEngine := EngineGoroutines
+			if pollLoop && opts.Churn == 0 && opts.Engine != EngineGoroutines {
+				wantEngine = EngineLoop
+			}
+			if res.Engine != wantEngine {
+				t.Errorf("engine = %q, want %q", res.Engine, wantEngine)
 			}
 			if opts.Churn > 0 && res.Reconnects == 0 {
 				t.Error("no reconnects with churn")
@@ -118,11 +130,83 @@ func TestRunInvalid(t *testing.T) {
 		{URL: "ws://127.0.0.1:1/ws", Pairs: -1},
 		{URL: "ws://127.0.0.1:1/ws", Pairs: 1, Rate: -1},
 		{URL: "ws://127.0.0.1:1/ws", Idle: 1, Churn: 1},
+		{URL: "ws://127.0.0.1:1/ws", Pairs: 1, Engine: "threads"},
+		{URL: "ws://127.0.0.1:1/ws", Pairs: 1, Churn: 1, Engine: EngineLoop},
+		{URL: "wss://127.0.0.1:1/ws", Pairs: 1, Engine: EngineLoop},
 	} {
 		if _, err := Run(context.Background(), o); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("Run(%+v) = %v, want ErrInvalidOptions", o, err)
 		}
 	}
+}
+
+// TestRunHubGone shuts the hub down while the pairs send: every
+// connection is counted as lost, and the run still ends on time.
+func TestRunHubGone(t *testing.T) {
+	for _, engine := range []Engine{EngineAuto, EngineGoroutines} {
+		t.Run(string(engine), func(t *testing.T) {
+			s, err := signal.NewServer(signal.Config{Hub: signal.HubConfig{Rate: -1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			defer ts.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			type result struct {
+				res *Result
+				err error
+			}
+			done := make(chan result, 1)
+			const pairs = 5
+			go func() {
+				res, err := Run(ctx, Options{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws", Pairs: pairs,
+					Rate: 500, Duration: time.Second, Engine: engine})
+				done <- result{res, err}
+			}()
+			// Shut down once the pairs are sending.
+			deadline := time.Now().Add(testTimeout)
+			for offersRelayed(t, ts.URL) < 20 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			sctx, scancel := context.WithTimeout(ctx, testTimeout)
+			defer scancel()
+			if err := s.Shutdown(sctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			r := <-done
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.res.Errors.Disconnects != 2*pairs || r.res.Delivered == 0 || r.res.Delivered > r.res.Sent {
+				t.Errorf("disconnects %d, sent %d, delivered %d; want %d disconnects", r.res.Errors.Disconnects,
+					r.res.Sent, r.res.Delivered, 2*pairs)
+			}
+		})
+	}
+}
+
+// offersRelayed reads the video-offers the hub at base received from its
+// /metrics.
+func offersRelayed(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const series = `rtckit_signal_messages_total{type="video-offer"} `
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
+			n, _ := strconv.ParseFloat(v, 64) // a malformed count reads as 0
+			return int(n)
+		}
+	}
+	return 0
 }
 
 func TestRunNoHub(t *testing.T) {
@@ -266,6 +350,19 @@ func TestMetricsURL(t *testing.T) {
 		}
 		if got := metricsURL(u); got != want {
 			t.Errorf("metricsURL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestParseDigits(t *testing.T) {
+	for in, want := range map[string]int64{"00000000000000000042": 42, "9223372036854775799": 9223372036854775799, "0": 0} {
+		if got, ok := parseDigits([]byte(in)); !ok || got != want {
+			t.Errorf("parseDigits(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "12a4", "-1", "99999999999999999999"} {
+		if got, ok := parseDigits([]byte(in)); ok {
+			t.Errorf("parseDigits(%q) = %d, want a failure", in, got)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,36 +15,52 @@ import (
 	"time"
 )
 
-// receive returns the receiver's handler: it counts offers, frees a
-// window slot and samples the latency, at the reader and, when the kernel
-// stamped it, at the socket.
+// receive returns the receiver's handler (onOffer).
 func (p *pair) receive(r *run) handler {
-	return func(data []byte, arrived time.Time) {
-		i := bytes.Index(data, marker)
-		if i < 0 || len(data) < i+len(marker)+tsDigits {
-			return
-		}
-		ts, err := strconv.ParseInt(string(data[i+len(marker):i+len(marker)+tsDigits]), 10, 64)
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		lat := now.Sub(r.base) - time.Duration(ts)
-		if len(p.lat) < maxSamplesPerPair {
-			p.lat = append(p.lat, lat)
-			if !arrived.IsZero() {
-				// Kernel times are wall-clock times: the wall clock
-				// measures only the short wait since the arrival,
-				// which a clock step during the run barely touches.
-				p.socketLat = append(p.socketLat, lat-now.Round(0).Sub(arrived))
-			}
-		}
-		p.delivered.Add(1)
-		select {
-		case <-p.window:
-		default:
+	return func(data []byte, arrived time.Time) { p.onOffer(r, data, arrived) }
+}
+
+// onOffer counts an offer the receiver got, frees a window slot and
+// samples the latency, at the reader and, when the kernel stamped it, at
+// the socket; other messages are ignored.
+func (p *pair) onOffer(r *run, data []byte, arrived time.Time) {
+	i := bytes.Index(data, marker)
+	if i < 0 || len(data) < i+len(marker)+tsDigits {
+		return
+	}
+	ts, ok := parseDigits(data[i+len(marker) : i+len(marker)+tsDigits])
+	if !ok {
+		return
+	}
+	now := time.Now()
+	lat := now.Sub(r.base) - time.Duration(ts)
+	if len(p.lat) < maxSamplesPerPair {
+		p.lat = append(p.lat, lat)
+		if !arrived.IsZero() {
+			// Kernel times are wall-clock times: the wall clock
+			// measures only the short wait since the arrival,
+			// which a clock step during the run barely touches.
+			p.socketLat = append(p.socketLat, lat-now.Round(0).Sub(arrived))
 		}
 	}
+	p.delivered.Add(1)
+	select {
+	case <-p.window:
+	default:
+	}
+}
+
+// parseDigits parses a non-negative decimal number that fits in int64
+// (ParseInt would make a string of b for each offer).
+func parseDigits(b []byte) (int64, bool) {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (math.MaxInt64-9)/10 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, len(b) > 0
 }
 
 // send runs the senders and the churn for the duration.

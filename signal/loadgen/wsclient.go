@@ -127,7 +127,17 @@ func (c *wsClient) write(op byte, payload []byte) error {
 	if op == opClose {
 		c.closeSent = true
 	}
-	b := append(c.wbuf[:0], 0x80|op)
+	b := appendFrame(c.wbuf[:0], op, payload)
+	c.wbuf = b
+	_ = c.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// appendFrame appends to b one final, masked client frame of op with
+// payload.
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, 0x80|op)
 	switch n := len(payload); {
 	case n <= 125:
 		b = append(b, 0x80|byte(n))
@@ -144,10 +154,7 @@ func (c *wsClient) write(op byte, payload []byte) error {
 	for i := range b[start:] {
 		b[start+i] ^= key[i&3]
 	}
-	c.wbuf = b
-	_ = c.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	_, err := c.nc.Write(b)
-	return err
+	return b
 }
 
 // WriteText sends one text message.

@@ -1,0 +1,536 @@
+// The event-loop engine: one goroutine, on a thread of its own, sends the
+// pairs' offers on schedule and reads every pair's socket through epoll
+// with raw system calls. A goroutine per connection is read when Go's
+// scheduler next looks at the network, which it does only once its run
+// queue is empty, and its senders' timers fire together at the
+// scheduler's millisecond granularity; this loop reads an offer as soon as
+// the kernel wakes it and spreads the sends evenly.
+
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopSupported tells whether this platform has the event-loop engine.
+const loopSupported = true
+
+// Sizes and times of the event loop.
+const (
+	// loopReadBuffer is the loop's one read buffer.
+	loopReadBuffer = 64 << 10
+	// loopEvents bounds the events taken from one epoll wait.
+	loopEvents = 256
+	// loopMaxWait bounds one wait, so that the loop sees ctx end.
+	loopMaxWait = time.Millisecond
+	// loopBurst bounds the offers sent behind schedule before the loop
+	// reads again.
+	loopBurst = 64
+	// loopYieldEvery is how often the loop lets the process's other
+	// goroutines run.
+	loopYieldEvery = time.Millisecond
+	// loopMaxQueued bounds the bytes queued for a socket that does not
+	// take them (a hub that stopped reading): further offers count as
+	// send errors.
+	loopMaxQueued = 4 << 20
+	// loopTimerSlack is the loop thread's timer slack: how late the kernel
+	// may end its waits (50 µs by default).
+	loopTimerSlack = time.Microsecond
+)
+
+// loopConn is one pair connection in the loop.
+type loopConn struct {
+	c        *conn
+	fd       int
+	p        *pair
+	i        int // the pair's place in the loop's senders
+	receiver bool
+	in       []byte // an incomplete frame
+	msg      []byte // a fragmented message so far
+	out      []byte // bytes the socket did not take yet
+	gotClose bool   // the server's close frame came
+	dead     bool   // the socket is closed
+}
+
+// eventLoop is the engine's state, owned by its goroutine.
+type eventLoop struct {
+	r       *run
+	epfd    int
+	byFD    map[int]*loopConn
+	all     []*loopConn
+	senders []*loopConn // by pair
+	offers  [][]byte    // each pair's offer, its timestamp rewritten per send
+	tsAt    []int       // where each offer's timestamp digits start
+	events  []unix.EpollEvent
+	rbuf    []byte
+	oob     []byte
+	frame   []byte
+	topUp   []int // the pairs with deliveries this turn (window mode)
+}
+
+// newEventLoop takes over the pairs' connections, which have no reader.
+func (r *run) newEventLoop(pairs []*pair) (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	el := &eventLoop{
+		r: r, epfd: epfd, byFD: map[int]*loopConn{},
+		events: make([]unix.EpollEvent, loopEvents), rbuf: make([]byte, loopReadBuffer),
+		oob: make([]byte, unix.CmsgSpace(16)),
+	}
+	for i, p := range pairs {
+		msg, at := offer(p.target, r.opts.PayloadBytes)
+		el.offers, el.tsAt = append(el.offers, msg), append(el.tsAt, at)
+		_, err := el.add(p.receiver, p, i, true)
+		if err == nil {
+			var send *loopConn
+			send, err = el.add(p.sender, p, i, false)
+			el.senders = append(el.senders, send)
+		}
+		if err != nil {
+			el.closeNow()
+			return nil, err
+		}
+	}
+	return el, nil
+}
+
+// add registers c with epoll, with what its setup read ahead.
+func (el *eventLoop) add(c *conn, p *pair, i int, receiver bool) (*loopConn, error) {
+	tc, ok := c.ws.nc.(*net.TCPConn)
+	if !ok {
+		return nil, errors.New("loadgen: the event loop needs plain TCP connections")
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	if err := raw.Control(func(f uintptr) { fd = int(f) }); err != nil { //nolint:gosec // G115: descriptors fit in int.
+		return nil, err
+	}
+	lc := &loopConn{c: c, fd: fd, p: p, i: i, receiver: receiver}
+	if n := c.ws.br.Buffered(); n > 0 {
+		b, _ := c.ws.br.Peek(n) // Buffered bytes are always there
+		lc.in = append([]byte(nil), b...)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)} //nolint:gosec // G115: descriptors fit in int32.
+	if err := unix.EpollCtl(el.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	el.byFD[fd] = lc
+	el.all = append(el.all, lc)
+	return lc, nil
+}
+
+// runLoop sends for the run's duration, then waits for the offers in
+// flight (DrainTimeout at most), then closes every pair connection. It
+// calls sent when sending stops.
+func (el *eventLoop) runLoop(ctx context.Context, sent func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// A thread's timer slack is its own; the default 50 µs would make
+	// the paced sends late.
+	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(loopTimerSlack.Nanoseconds()), 0, 0, 0)
+	defer func() { _ = unix.Prctl(unix.PR_SET_TIMERSLACK, 0, 0, 0, 0) }() // 0: back to the default
+
+	el.send(ctx)
+	sent()
+	el.drain(ctx)
+}
+
+// send runs the loop until Duration passes or ctx ends: paced, the k-th
+// offer of the run goes to pair k mod n at start + k/Rate; otherwise each
+// pair keeps Window offers in flight.
+func (el *eventLoop) send(ctx context.Context) {
+	n := len(el.senders)
+	start := time.Now()
+	end := start.Add(el.r.opts.Duration)
+	var interval time.Duration
+	if el.r.opts.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / el.r.opts.Rate)
+	} else {
+		for i := range el.senders {
+			el.topUpWindow(i)
+		}
+	}
+	var k int64
+	lastYield := start
+	for ctx.Err() == nil {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		wait := end.Sub(now)
+		if interval > 0 {
+			for burst := 0; burst < loopBurst; burst++ {
+				due := start.Add(time.Duration(k) * interval)
+				if due.After(now) {
+					wait = min(wait, due.Sub(now))
+					break
+				}
+				el.sendOffer(int(k % int64(n)))
+				k++
+				wait = 0
+			}
+		}
+		el.poll(min(wait, loopMaxWait))
+		if interval == 0 {
+			for _, i := range el.topUp {
+				el.topUpWindow(i)
+			}
+		}
+		el.topUp = el.topUp[:0]
+		if now.Sub(lastYield) >= loopYieldEvery {
+			runtime.Gosched() // the signal handler, the log
+			lastYield = now
+		}
+	}
+}
+
+// topUpWindow sends to pair i until Window offers are in flight.
+func (el *eventLoop) topUpWindow(i int) {
+	s := el.senders[i]
+	for s.p.sent.Load()-s.p.delivered.Load() < int64(el.r.opts.Window) && !s.dead {
+		if !el.sendOffer(i) {
+			return
+		}
+	}
+}
+
+// sendOffer stamps pair i's offer with the time now and writes it; false
+// when it was not sent.
+func (el *eventLoop) sendOffer(i int) bool {
+	s := el.senders[i]
+	if s.dead {
+		return false
+	}
+	msg, at := el.offers[i], el.tsAt[i]
+	var digits [tsDigits]byte
+	ts := strconv.AppendInt(digits[:0], int64(time.Since(el.r.base)), 10)
+	pad := tsDigits - len(ts)
+	copy(msg[at+pad:at+tsDigits], ts)
+	for j := at; j < at+pad; j++ {
+		msg[j] = '0'
+	}
+	if !el.write(s, opText, msg) {
+		el.r.sendErrs.Add(1)
+		return false
+	}
+	s.p.sent.Add(1)
+	return true
+}
+
+// write sends one frame on lc, queueing what the socket does not take;
+// false when the connection is gone or its queue is full.
+func (el *eventLoop) write(lc *loopConn, op byte, payload []byte) bool {
+	if lc.dead || len(lc.out) >= loopMaxQueued {
+		return false
+	}
+	if len(lc.out) > 0 {
+		lc.out = appendFrame(lc.out, op, payload)
+		return true
+	}
+	el.frame = appendFrame(el.frame[:0], op, payload)
+	b := el.frame
+	for len(b) > 0 {
+		n, err := rawWrite(lc.fd, b)
+		if errors.Is(err, unix.EAGAIN) {
+			lc.out = append(lc.out, b...)
+			el.watchOut(lc, true)
+			return true
+		}
+		if err != nil {
+			el.lost(lc, err)
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// flush writes what lc's socket did not take before.
+func (el *eventLoop) flush(lc *loopConn) {
+	for len(lc.out) > 0 {
+		n, err := rawWrite(lc.fd, lc.out)
+		if errors.Is(err, unix.EAGAIN) {
+			return
+		}
+		if err != nil {
+			el.lost(lc, err)
+			return
+		}
+		lc.out = lc.out[n:]
+	}
+	lc.out = nil
+	el.watchOut(lc, false)
+}
+
+// watchOut turns the interest in lc's writability on or off.
+func (el *eventLoop) watchOut(lc *loopConn, on bool) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(lc.fd)} //nolint:gosec // G115: descriptors fit in int32.
+	if on {
+		ev.Events |= unix.EPOLLOUT
+	}
+	_ = unix.EpollCtl(el.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) // a closed socket is noticed on its next read
+}
+
+// poll waits up to d for events and handles them.
+func (el *eventLoop) poll(d time.Duration) {
+	n, err := rawEpollWait(el.epfd, el.events, d)
+	if err != nil {
+		if !errors.Is(err, unix.EINTR) {
+			el.r.log.Error("epoll_pwait2", "err", err)
+		}
+		return
+	}
+	for _, ev := range el.events[:n] {
+		lc := el.byFD[int(ev.Fd)]
+		if lc == nil || lc.dead {
+			continue
+		}
+		if ev.Events&unix.EPOLLOUT != 0 {
+			el.flush(lc)
+		}
+		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !lc.dead {
+			el.read(lc)
+		}
+	}
+}
+
+// read reads what lc's socket holds, with the kernel's receive time, and
+// handles the complete frames.
+func (el *eventLoop) read(lc *loopConn) {
+	n, oobn, err := rawRecvmsg(lc.fd, el.rbuf, el.oob)
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return
+	case err != nil:
+		el.lost(lc, err)
+		return
+	case n == 0:
+		el.lost(lc, errors.New("EOF"))
+		return
+	}
+	var arrived time.Time
+	if ns, ok := parseTimestampNS(el.oob[:oobn]); ok {
+		arrived = time.Unix(0, ns)
+	}
+	data := el.rbuf[:n]
+	if len(lc.in) > 0 {
+		lc.in = append(lc.in, data...)
+		data = lc.in
+	}
+	used, perr := el.frames(lc, data, arrived)
+	if perr != nil {
+		el.lost(lc, perr)
+		return
+	}
+	lc.in = append(lc.in[:0], data[used:]...)
+}
+
+// frames handles the complete server frames at the start of data and
+// returns how many bytes they took.
+func (el *eventLoop) frames(lc *loopConn, data []byte, arrived time.Time) (int, error) {
+	used := 0
+	for !lc.dead {
+		b := data[used:]
+		if len(b) < 2 {
+			return used, nil
+		}
+		hlen, size := 2, uint64(b[1]&0x7f)
+		switch size {
+		case 126:
+			if len(b) < 4 {
+				return used, nil
+			}
+			hlen, size = 4, uint64(b[2])<<8|uint64(b[3])
+		case 127:
+			if len(b) < 10 {
+				return used, nil
+			}
+			hlen = 10
+			size = 0
+			for _, c := range b[2:10] {
+				size = size<<8 | uint64(c)
+			}
+		}
+		if b[1]&0x80 != 0 || size > maxServerSize {
+			return used, errors.New("loadgen: invalid frame from the server")
+		}
+		if uint64(len(b)-hlen) < size {
+			return used, nil
+		}
+		payload := b[hlen : hlen+int(size)]
+		used += hlen + int(size)
+		el.frame0(lc, b[0], payload, arrived)
+	}
+	return used, nil
+}
+
+// frame0 handles one server frame whose first byte is h0.
+func (el *eventLoop) frame0(lc *loopConn, h0 byte, payload []byte, arrived time.Time) {
+	switch op := h0 & 0x0f; {
+	case op == opPing:
+		el.write(lc, opPong, payload)
+		return
+	case op == opClose:
+		if !lc.c.closing.Load() {
+			el.r.disconnects.Add(1)
+			el.r.log.Info("connection lost", "name", lc.c.name, "err", "closed by the hub")
+			lc.c.closing.Store(true)
+			el.write(lc, opClose, payload[:min(2, len(payload))])
+		}
+		lc.gotClose = true
+		el.closeConn(lc)
+		return
+	case op > opClose: // pong, reserved
+		return
+	}
+	msg := payload
+	if h0&0x80 == 0 || len(lc.msg) > 0 {
+		lc.msg = append(lc.msg, payload...)
+		if h0&0x80 == 0 {
+			return
+		}
+		msg = lc.msg
+	}
+	el.message(lc, msg, arrived)
+	lc.msg = lc.msg[:0]
+}
+
+// message handles one whole data message.
+func (el *eventLoop) message(lc *loopConn, data []byte, arrived time.Time) {
+	if len(data) > len(serverErrorPrefix) && string(data[:len(serverErrorPrefix)]) == serverErrorPrefix {
+		el.r.serverError(data)
+		return
+	}
+	if !lc.receiver {
+		return
+	}
+	before := lc.p.delivered.Load()
+	lc.p.onOffer(el.r, data, arrived)
+	if lc.p.delivered.Load() != before {
+		el.topUp = append(el.topUp, lc.i)
+	}
+}
+
+// lost ends a connection that failed.
+func (el *eventLoop) lost(lc *loopConn, err error) {
+	if !lc.c.closing.Load() {
+		el.r.disconnects.Add(1)
+		el.r.log.Info("connection lost", "name", lc.c.name, "err", err)
+		lc.c.closing.Store(true)
+	}
+	el.closeConn(lc)
+}
+
+// closeConn closes lc's socket.
+func (el *eventLoop) closeConn(lc *loopConn) {
+	if lc.dead {
+		return
+	}
+	lc.dead = true
+	lc.c.closing.Store(true)
+	_ = unix.EpollCtl(el.epfd, unix.EPOLL_CTL_DEL, lc.fd, nil) // closing removes it anyway
+	_ = lc.c.ws.nc.Close()                                     // Go's descriptor: close it through Go
+	el.r.open.Add(-1)
+	close(lc.c.done)
+}
+
+// drain reads until every offer sent is delivered, DrainTimeout passes or
+// ctx ends.
+func (el *eventLoop) drain(ctx context.Context) {
+	end := time.Now().Add(DrainTimeout)
+	for ctx.Err() == nil && time.Now().Before(end) && !el.delivered() {
+		el.poll(loopMaxWait)
+	}
+}
+
+// delivered tells whether every pair's offers arrived.
+func (el *eventLoop) delivered() bool {
+	for _, s := range el.senders {
+		if s.p.delivered.Load() < s.p.sent.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// close sends every open connection a close frame, waits for the hub's
+// answers for CloseTimeout at most, and closes the sockets and epoll.
+func (el *eventLoop) close() {
+	for _, lc := range el.all {
+		if !lc.dead && !lc.c.closing.Swap(true) {
+			el.write(lc, opClose, []byte{statusNormal >> 8, statusNormal & 0xff})
+		}
+	}
+	end := time.Now().Add(CloseTimeout)
+	for time.Now().Before(end) && el.open() {
+		el.poll(loopMaxWait)
+	}
+	el.closeNow()
+}
+
+// open tells whether a connection still waits for the hub's close.
+func (el *eventLoop) open() bool {
+	for _, lc := range el.all {
+		if !lc.dead {
+			return true
+		}
+	}
+	return false
+}
+
+// closeNow closes every socket and epoll.
+func (el *eventLoop) closeNow() {
+	for _, lc := range el.all {
+		el.closeConn(lc)
+	}
+	_ = unix.Close(el.epfd)
+}
+
+// rawEpollWait is epoll_pwait2(2) with a timeout to the nanosecond, made
+// without telling the Go scheduler: the loop's thread is its own and its
+// waits are short (loopMaxWait).
+func rawEpollWait(epfd int, events []unix.EpollEvent, d time.Duration) (int, error) {
+	ts := unix.NsecToTimespec(max(d, 0).Nanoseconds())
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0) //nolint:gosec // G103: both outlive the call.
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil //nolint:gosec // G115: an event count.
+}
+
+// rawWrite is write(2) on a non-blocking socket.
+func rawWrite(fd int, p []byte) (int, error) {
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: p outlives the call.
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil //nolint:gosec // G115: a byte count.
+}
+
+// rawRecvmsg is recvmsg(2) on a non-blocking socket, into p with control
+// messages into oob.
+func rawRecvmsg(fd int, p, oob []byte) (n, oobn int, err error) {
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
+	msg.SetControllen(len(oob))
+	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT) //nolint:gosec // G103: msg outlives the call.
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), int(msg.Controllen), nil //nolint:gosec // G115: byte counts.
+}
