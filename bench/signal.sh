@@ -6,7 +6,9 @@
 #       127.0.0.2-127.0.0.9: memory per idle connection;
 #   (b) 100 sender→receiver pairs as fast as possible: messages/s and CPU;
 #   (c) 100 pairs at 45,000 messages/s: p50/p99 delivery latency, when the
-#       receiver reads an offer and when it reached its socket;
+#       receiver reads an offer and when it reached its socket; with the
+#       generator's event-loop engine (the default here) and again with its
+#       goroutine engine;
 #   (d) 100 pairs as fast as possible with the hub capped at 70 % and at
 #       50 % of its core (a cgroup CPU quota, as root): messages per CPU-second
 #       of a saturated hub, which one generator core cannot reach otherwise.
@@ -87,6 +89,7 @@ bench_capped() {
 # next (about 20 % more hub CPU per message at 45,000 msg/s).
 bench max --pairs "$pairs" --rate 0 --duration "$duration"
 bench rate --pairs "$pairs" --rate "$rate" --duration "$duration"
+bench rate_goroutines --pairs "$pairs" --rate "$rate" --duration "$duration" --engine goroutines
 bench_capped cap70 70 --pairs "$pairs" --rate 0 --duration "$duration"
 bench_capped cap50 50 --pairs "$pairs" --rate 0 --duration "$duration"
 bench idle --pairs 0 --idle "$idle" --duration 5s --source-ip 127.0.0.2-127.0.0.9
@@ -105,7 +108,8 @@ optional_row() { if [ -s "$out/$1.json" ]; then row "$@"; fi; }
 row idle "(a) $idle idle connections"
 row max "(b) $pairs pairs, as fast as possible"
 row rate "(c) $pairs pairs at $rate msg/s"
+row rate_goroutines "(c) $pairs pairs at $rate msg/s, goroutine engine"
 optional_row cap70 "(d) $pairs pairs, as fast as possible, hub capped at 70 % of its core"
 optional_row cap50 "(d) $pairs pairs, as fast as possible, hub capped at 50 % of its core"
 echo
-echo "Raw reports: $out/{idle,max,rate,cap70,cap50}.json" >&2
+echo "Raw reports: $out/{idle,max,rate,rate_goroutines,cap70,cap50}.json" >&2

@@ -173,6 +173,9 @@ func (o *CallOptions) validate() error {
 		if !st.IsDir() {
 			return fmt.Errorf("--receive %s: not a directory", o.Call.ReceiveDir)
 		}
+		if err := checkWritableDir(o.Call.ReceiveDir); err != nil {
+			return fmt.Errorf("--receive: %w", err)
+		}
 	}
 	files := map[string][]string{"--send": o.Call.SendFiles, "--video": {o.Call.Media.VideoFile}, "--audio": {o.Call.Media.AudioFile}}
 	for flag, paths := range files {
@@ -207,8 +210,23 @@ func (o *CallOptions) validate() error {
 		if err := os.MkdirAll(o.Call.RecordDir, 0o750); err != nil {
 			return fmt.Errorf("--record: %w", err)
 		}
+		if err := checkWritableDir(o.Call.RecordDir); err != nil {
+			return fmt.Errorf("--record: %w", err)
+		}
 	}
 	return nil
+}
+
+// checkWritableDir makes and removes a file in dir, so that a directory
+// the call could not write into is found before the call, not when the
+// first file or frame arrives.
+func checkWritableDir(dir string) error {
+	f, err := os.CreateTemp(dir, ".rtckit-write-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot make a file in %s: %w", dir, err)
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(name))
 }
 
 // callGCPercent is the garbage collector's target of a call process

@@ -134,6 +134,9 @@ func TestCallBadInput(t *testing.T) {
 		{"loss not a number", []string{"--offer", "--max-loss", "NaN"}, 2, "must be numbers"},
 		{"bitrate not a number", []string{"--offer", "--min-bitrate", "NaN"}, 2, "must be numbers"},
 		{"send a directory", []string{"--offer", "--send", "/tmp"}, 2, "not a regular file"},
+		// Not even root may make files in /proc/self.
+		{"receive into an unwritable directory", []string{"--offer", "--receive", "/proc/self"}, 2, "--receive"},
+		{"record into an unwritable directory", []string{"--offer", "--record", "/proc/self"}, 2, "--record"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

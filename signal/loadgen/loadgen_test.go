@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -363,6 +364,23 @@ func TestParseDigits(t *testing.T) {
 	for _, in := range []string{"", "12a4", "-1", "99999999999999999999"} {
 		if got, ok := parseDigits([]byte(in)); ok {
 			t.Errorf("parseDigits(%q) = %d, want a failure", in, got)
+		}
+	}
+}
+
+func TestMask(t *testing.T) {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	for n := range 20 {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i * 7)
+		}
+		got := slices.Clone(p)
+		mask(got, key)
+		for i := range p {
+			if got[i] != p[i]^key[i%4] {
+				t.Fatalf("mask of %d bytes: byte %d = %#x, want %#x", n, i, got[i], p[i]^key[i%4])
+			}
 		}
 	}
 }

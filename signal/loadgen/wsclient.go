@@ -151,10 +151,21 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 	b = append(b, key[:]...)
 	start := len(b)
 	b = append(b, payload...)
-	for i := range b[start:] {
-		b[start+i] ^= key[i&3]
-	}
+	mask(b[start:], key)
 	return b
+}
+
+// mask XORs p with the repeated key, eight bytes at a time.
+func mask(p []byte, key [4]byte) {
+	k32 := uint64(binary.LittleEndian.Uint32(key[:]))
+	k64 := k32 | k32<<32
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k64)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= key[i&3]
+	}
 }
 
 // WriteText sends one text message.
