@@ -48,6 +48,8 @@ type SignalBenchOptions struct {
 	AllowRemote bool
 	// Engine is auto, loop or goroutines (see loadgen.Engine).
 	Engine string
+	// Protocol is classic or peerjs (see loadgen.Protocol).
+	Protocol string
 }
 
 // SignalBenchReport is the output of `rtckit signal bench`.
@@ -120,6 +122,7 @@ Spread many connections over several loopback source addresses
 	f.StringVar(&opts.Token, "token", "", "the hub's access token")
 	f.IntVar(&opts.HubPID, "hub-pid", 0, "process id of a local hub: report its memory per connection and CPU per message")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "allow a hub that is not on a loopback address")
+	f.StringVar(&opts.Protocol, "protocol", string(loadgen.ProtocolClassic), "the hub's protocol: classic (rtckit signal serve), or peerjs (a PeerJS server, for comparison; --url ws://HOST:PORT/peerjs)")
 	f.StringVar(&opts.Engine, "engine", "auto", "how the pairs are driven: loop (one epoll loop; Linux, ws://, no churn), goroutines, or auto")
 	return c
 }
@@ -164,7 +167,10 @@ func (o *SignalBenchOptions) loadgenOptions() (loadgen.Options, error) {
 	lopts := loadgen.Options{
 		URL: o.URL, Pairs: o.Pairs, Rate: o.Rate, Window: o.Window, PayloadBytes: o.PayloadBytes,
 		Duration: o.Duration, Idle: o.Idle, Churn: o.Churn, SourceIPs: ips, Token: o.Token, HubPID: o.HubPID,
-		Engine: engine,
+		Engine: engine, Protocol: loadgen.Protocol(o.Protocol),
+	}
+	if p := lopts.Protocol; p != loadgen.ProtocolClassic && p != loadgen.ProtocolPeerJS {
+		return loadgen.Options{}, fmt.Errorf("--protocol: %q is not classic or peerjs", o.Protocol)
 	}
 	if err := lopts.Check(); err != nil {
 		return loadgen.Options{}, fmt.Errorf("--engine: %w", err)

@@ -35,6 +35,7 @@ func TestSignalBenchUsageErrors(t *testing.T) {
 		{"backwards range", []string{"--source-ip", "127.0.0.9-127.0.0.2"}, "not a range"},
 		{"not a number", []string{"--pairs", "many"}, "invalid argument"},
 		{"unknown engine", []string{"--engine", "threads"}, "--engine"},
+		{"unknown protocol", []string{"--protocol", "sip"}, "--protocol"},
 		{"loop with churn", []string{"--engine", "loop", "--churn", "5"}, "no churn"},
 	}
 	for _, tt := range tests {

@@ -3,9 +3,7 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -35,11 +33,11 @@ type handler func(data []byte, arrived time.Time)
 
 // dial opens one connection and starts its reader, which hands every
 // message to onMsg until the connection ends.
-func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
+func (r *run) dial(ctx, rctx context.Context, name string, onMsg handler) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
-	ws, err := dialWS(dctx, d, r.url, r.opts.Token)
+	ws, err := dialWS(dctx, d, r.clientURL(name), r.opts.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +61,8 @@ func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
 				_ = ws.CloseNow() // the connection is over either way
 				return
 			}
-			if bytes.HasPrefix(data, []byte(serverErrorPrefix)) {
-				r.serverError(data)
+			if code, ok := errorCode(data); ok {
+				r.serverError(code)
 				continue
 			}
 			if onMsg != nil {
@@ -75,47 +73,33 @@ func (r *run) dial(ctx, rctx context.Context, onMsg handler) (*conn, error) {
 	return c, nil
 }
 
-// serverErrorPrefix starts the hub's error messages.
-const serverErrorPrefix = `{"type":"error"`
-
-// serverError counts an error message by code.
-func (r *run) serverError(data []byte) {
-	var m struct {
-		Code string `json:"code"`
-	}
-	_ = json.Unmarshal(data, &m) // an undecodable error still counts, as ""
+// serverError counts an error message of the hub by code.
+func (r *run) serverError(code string) {
 	r.mu.Lock()
-	r.server[m.Code]++
+	r.server[code]++
 	r.mu.Unlock()
 }
 
-// register asks for name and returns the name the hub registered. The
-// ping sent after it is answered once the hub has handled the username,
-// so the pong marks the registration as done.
+// register asks for name and returns the name the hub registered
+// (registration and registered tell how).
 func (r *run) register(ctx context.Context, name string, replies <-chan []byte, c *conn) (string, error) {
 	rctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	msg := fmt.Appendf(nil, `{"type":"username","name":%q}`, name)
-	if err := c.ws.WriteText(msg); err != nil {
-		return "", err
-	}
-	if err := c.ws.WriteText([]byte(`{"type":"ping","ts":1}`)); err != nil {
-		return "", err
+	for _, msg := range r.registration(name) {
+		if err := c.ws.WriteText(msg); err != nil {
+			return "", err
+		}
 	}
 	for {
 		select {
 		case data := <-replies:
-			var m struct {
-				Type string `json:"type"`
-				Name string `json:"name"`
-			}
-			if json.Unmarshal(data, &m) != nil {
-				continue
-			}
-			switch m.Type {
-			case "rejectusername":
-				name = m.Name
-			case "pong":
+			done, rename, err := registered(data)
+			switch {
+			case err != nil:
+				return "", err
+			case rename != "":
+				name = rename
+			case done:
 				return name, nil
 			}
 		case <-c.done:
@@ -149,7 +133,7 @@ func (s *setupReplies) handle(data []byte, arrived time.Time) {
 	select {
 	case s.ch <- append([]byte(nil), data...): // data is the reader's buffer
 	default: // a userlist flood during setup; only pong and rejectusername matter
-		if bytes.Contains(data, []byte(`"pong"`)) || bytes.Contains(data, []byte(`"rejectusername"`)) {
+		if done, rename, err := registered(data); done || rename != "" || err != nil {
 			select {
 			case s.ch <- append([]byte(nil), data...):
 			case <-s.failed:
@@ -161,7 +145,7 @@ func (s *setupReplies) handle(data []byte, arrived time.Time) {
 // client opens a connection and registers name on it.
 func (r *run) client(ctx, rctx context.Context, name string, after handler) (*conn, error) {
 	sr := newSetupReplies(after)
-	c, err := r.dial(ctx, rctx, sr.handle)
+	c, err := r.dial(ctx, rctx, name, sr.handle)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +167,7 @@ func (r *run) clientDirect(ctx context.Context, name string) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
-	ws, err := dialWS(dctx, d, r.url, r.opts.Token)
+	ws, err := dialWS(dctx, d, r.clientURL(name), r.opts.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -202,32 +186,27 @@ func (r *run) registerDirect(ctx context.Context, ws *wsClient, name string) (st
 	_ = ws.nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = ws.nc.SetDeadline(time.Now()) }) // cancelled
 	defer stop()
-	if err := ws.WriteText(fmt.Appendf(nil, `{"type":"username","name":%q}`, name)); err != nil {
-		return "", err
-	}
-	if err := ws.WriteText([]byte(`{"type":"ping","ts":1}`)); err != nil {
-		return "", err
+	for _, msg := range r.registration(name) {
+		if err := ws.WriteText(msg); err != nil {
+			return "", err
+		}
 	}
 	for {
 		data, err := ws.read()
 		if err != nil {
 			return "", err
 		}
-		if bytes.HasPrefix(data, []byte(serverErrorPrefix)) {
-			r.serverError(data)
+		if code, ok := errorCode(data); ok {
+			r.serverError(code)
 			continue
 		}
-		var m struct {
-			Type string `json:"type"`
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(data, &m) != nil {
-			continue
-		}
-		switch m.Type {
-		case "rejectusername":
-			name = m.Name
-		case "pong":
+		done, rename, err := registered(data)
+		switch {
+		case err != nil:
+			return "", err
+		case rename != "":
+			name = rename
+		case done:
 			_ = ws.nc.SetDeadline(time.Time{})
 			return name, nil
 		}
@@ -293,14 +272,14 @@ func (r *run) connectIdle(ctx, rctx context.Context) []*conn {
 		wg  sync.WaitGroup
 	)
 	sem := make(chan struct{}, dialConcurrency)
-	for range r.opts.Idle {
+	for i := range r.opts.Idle {
 		if ctx.Err() != nil {
 			break
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := r.dial(ctx, rctx, nil)
+			c, err := r.dial(ctx, rctx, fmt.Sprintf("b%s-i%d", r.id, i), nil)
 			if err != nil {
 				r.dialErrs.Add(1)
 				r.log.Debug("idle", "err", err)

@@ -89,7 +89,7 @@ func (r *run) newEventLoop(pairs []*pair) (*eventLoop, error) {
 		oob: make([]byte, unix.CmsgSpace(16)),
 	}
 	for i, p := range pairs {
-		msg, at := offer(p.target, r.opts.PayloadBytes)
+		msg, at := r.offerTemplate(p.target)
 		el.offers, el.tsAt = append(el.offers, msg), append(el.tsAt, at)
 		_, err := el.add(p.receiver, p, i, true)
 		if err == nil {
@@ -411,8 +411,8 @@ func (el *eventLoop) frame0(lc *loopConn, h0 byte, payload []byte, arrived time.
 
 // message handles one whole data message.
 func (el *eventLoop) message(lc *loopConn, data []byte, arrived time.Time) {
-	if len(data) > len(serverErrorPrefix) && string(data[:len(serverErrorPrefix)]) == serverErrorPrefix {
-		el.r.serverError(data)
+	if code, ok := errorCode(data); ok {
+		el.r.serverError(code)
 		return
 	}
 	if !lc.receiver {

@@ -94,6 +94,8 @@ type Options struct {
 	HubPID int
 	// ProcRoot is the proc file system ("/proc" when empty).
 	ProcRoot string
+	// Protocol is the hub's protocol (ProtocolClassic when empty).
+	Protocol Protocol
 	// Engine is how the pairs are driven: EngineLoop, EngineGoroutines,
 	// or EngineAuto (the event loop where it works).
 	Engine Engine
@@ -399,6 +401,13 @@ func (o *Options) normalize() error {
 		return fmt.Errorf("%w: rate, churn, payload, duration and window must not be negative", ErrInvalidOptions)
 	case o.Churn > 0 && o.Pairs == 0:
 		return fmt.Errorf("%w: churn needs pairs", ErrInvalidOptions)
+	}
+	switch o.Protocol {
+	case "":
+		o.Protocol = ProtocolClassic
+	case ProtocolClassic, ProtocolPeerJS:
+	default:
+		return fmt.Errorf("%w: unknown protocol %q (classic, peerjs)", ErrInvalidOptions, o.Protocol)
 	}
 	switch o.Engine {
 	case EngineAuto, EngineGoroutines:

@@ -95,15 +95,22 @@ func (r *run) churn(ctx context.Context, pairs []*pair) {
 	}
 }
 
-// offer builds the pair's offer template and returns it with the offset
-// of the timestamp digits.
-func offer(target string, payload int) ([]byte, int) {
+// offerSDP returns the session description object of an offer, in JSON,
+// with a fake SDP of about payload bytes that holds the timestamp.
+func offerSDP(payload int) []byte {
 	head := "v=0\r\n" + string(marker) + strings.Repeat("0", tsDigits) + " 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 	const padHead, padTail = "a=x-pad:", "\r\n"
 	if n := payload - len(head) - len(padHead) - len(padTail); n > 0 {
 		head += padHead + strings.Repeat("x", n) + padTail
 	}
 	sdp, _ := json.Marshal(map[string]string{"type": "offer", "sdp": head}) // strings always marshal
+	return sdp
+}
+
+// offer builds the pair's classic video-offer template and returns it
+// with the offset of the timestamp digits.
+func offer(target string, payload int) ([]byte, int) {
+	sdp := offerSDP(payload)
 	msg, _ := json.Marshal(struct {
 		Type   string          `json:"type"`
 		Target string          `json:"target"`
@@ -115,7 +122,7 @@ func offer(target string, payload int) ([]byte, int) {
 // sendLoop sends offers to the pair's receiver at its share of Rate, or
 // within its window, until ctx ends.
 func (r *run) sendLoop(ctx context.Context, p *pair, n int) {
-	msg, at := offer(p.target, r.opts.PayloadBytes)
+	msg, at := r.offerTemplate(p.target)
 	var interval time.Duration
 	if r.opts.Rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(n) / r.opts.Rate)
