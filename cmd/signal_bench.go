@@ -75,6 +75,13 @@ measures the delivery latency (p50/p90/p99/max): when it reads the offer, and
 (Linux, ws://) when the offer reached its socket, by the kernel's receive
 timestamp, which leaves out the generator's own delay in reading it.
 
+On Linux with ws:// and no --churn, one event loop on a thread of its own
+drives every pair (--engine loop, the default there): it sends the offers on an
+even schedule and reads every socket as soon as epoll reports it, so that the
+generator's own scheduling stays out of the latency. --engine goroutines runs
+a goroutine per sender and per reader instead. --protocol peerjs loads a PeerJS
+server (--url ws://HOST:PORT/peerjs) with the same clients, for comparison.
+
 With --hub-pid, the hub's process on this machine, bench reads its resident
 memory before connecting and at the end (memory per connection) and its CPU
 time while sending (CPU per relayed message), and from the hub's /metrics the
@@ -93,6 +100,9 @@ Spread many connections over several loopback source addresses
 
   # Maximum throughput, as JSON
   rtckit --json signal bench --pairs 100 --rate 0
+
+  # The same load against a PeerJS server (npm package peer) on port 9000
+  rtckit signal bench --protocol peerjs --url ws://127.0.0.1:9000/peerjs --rate 45000
 
   # Memory per idle connection: hold 18,000 over eight source addresses
   rtckit signal bench --pairs 0 --idle 18000 --duration 5s \

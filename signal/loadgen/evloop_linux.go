@@ -156,10 +156,11 @@ func (el *eventLoop) send(ctx context.Context) {
 	n := len(el.senders)
 	start := time.Now()
 	end := start.Add(el.r.opts.Duration)
-	var interval time.Duration
-	if el.r.opts.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / el.r.opts.Rate)
-	} else {
+	rate := el.r.opts.Rate
+	if rate > 0 && n == 0 {
+		rate = 0 // nothing to send
+	}
+	if rate == 0 {
 		for i := range el.senders {
 			el.topUpWindow(i)
 		}
@@ -172,9 +173,9 @@ func (el *eventLoop) send(ctx context.Context) {
 			return
 		}
 		wait := end.Sub(now)
-		if interval > 0 {
+		if rate > 0 {
 			for burst := 0; burst < loopBurst; burst++ {
-				due := start.Add(time.Duration(k) * interval)
+				due := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))
 				if due.After(now) {
 					wait = min(wait, due.Sub(now))
 					break
@@ -185,7 +186,7 @@ func (el *eventLoop) send(ctx context.Context) {
 			}
 		}
 		el.poll(min(wait, loopMaxWait))
-		if interval == 0 {
+		if rate == 0 {
 			for _, i := range el.topUp {
 				el.topUpWindow(i)
 			}

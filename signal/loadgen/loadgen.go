@@ -122,7 +122,7 @@ const (
 
 // useLoop tells whether normalized options run the event loop.
 func (o *Options) useLoop() bool {
-	return o.Engine == EngineLoop || (o.Engine == EngineAuto && o.loopWorks() == nil)
+	return o.Pairs > 0 && (o.Engine == EngineLoop || (o.Engine == EngineAuto && o.loopWorks() == nil))
 }
 
 // loopWorks returns why the event loop cannot run these options, or nil.
