@@ -83,7 +83,8 @@ const (
 )
 
 // CaptureFunc opens live capture tracks of the given source ("devices" or
-// "test"); stop releases the devices.
+// "test"); stop releases the devices. A track that reads its sender's RTCP
+// itself should have an OnGoodbye(func()) method, called on the peer's BYE.
 type CaptureFunc func(source string, video, audio bool) (tracks []webrtc.TrackLocal, stop func(), err error)
 
 // Capture opens live capture tracks; builds with the mediadevices tag set

@@ -204,11 +204,21 @@ func (m *mediaSet) addCapture() error {
 		}
 		// The capture track reads its sender's RTCP itself (keyframe
 		// requests reach the encoder); a second reader would steal them.
+		// It passes the peer's BYE on, which ends the call.
+		if g, ok := t.(goodbyeNotifier); ok {
+			g.OnGoodbye(m.senderGoodbye)
+		}
 		m.mu.Lock()
 		m.captured = append(m.captured, capturedTrack{sender: sender, kind: t.Kind().String(), codec: codecOf(sender)})
 		m.mu.Unlock()
 	}
 	return nil
+}
+
+// goodbyeNotifier is a track that reads its sender's RTCP itself and
+// reports the peer's BYE (the capture build's tracks).
+type goodbyeNotifier interface {
+	OnGoodbye(f func())
 }
 
 // capturedTrack is a sent live capture track.

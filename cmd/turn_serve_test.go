@@ -354,7 +354,7 @@ func TestTurnServeCoturnClient(t *testing.T) {
 	testenv.RequireProgram(t, "turnutils_uclient", "turnutils_peer")
 	cert, key := testenv.WriteSelfSignedCert(t, t.TempDir())
 	ts, ev := startTurnServe(t, "--port", "0", "--tls-port", "0", "--tls-cert", cert, "--tls-key", key,
-		"--user", "u:p", "--auth-secret", "north-wind", "--allow-loopback-peers")
+		"--user", "u:p", "--user", "t:p", "--user", "s:p", "--auth-secret", "north-wind", "--allow-loopback-peers")
 	peerPort := startTurnutilsPeer(t)
 
 	const clients, messages = 2, 50
@@ -365,9 +365,11 @@ func TestTurnServeCoturnClient(t *testing.T) {
 		args []string
 		port uint16
 	}{
+		// A user per run: the runs overlap, and uclient's allocations for
+		// one user at once could reach the per-user quota.
 		{"udp", []string{"-u", "u", "-w", "p"}, ev.UDP.Port()},
-		{"tcp", []string{"-t", "-u", "u", "-w", "p"}, ev.TCP.Port()},
-		{"tls", []string{"-t", "-S", "-u", "u", "-w", "p"}, ev.TLS.Port()},
+		{"tcp", []string{"-t", "-u", "t", "-w", "p"}, ev.TCP.Port()},
+		{"tls", []string{"-t", "-S", "-u", "s", "-w", "p"}, ev.TLS.Port()},
 		{"rest", []string{"-u", "carol", "-W", "north-wind"}, ev.UDP.Port()},
 	}
 	// The runs take seconds each, mostly waiting: run them all at once

@@ -185,11 +185,13 @@ func TestOpenSendsOverPeerConnection(t *testing.T) {
 			if err := sender.SetRemoteDescription(offer); err != nil {
 				t.Fatal(err)
 			}
+			byes := make(chan string, 2*len(tracks))
 			for _, tr := range tracks {
 				// No reading of the sender's RTCP here: the track reads it.
 				if _, err := sender.AddTrack(tr); err != nil {
 					t.Fatal(err)
 				}
+				tr.(interface{ OnGoodbye(func()) }).OnGoodbye(func() { byes <- tr.ID() })
 			}
 			answer := describe(ctx, t, sender, &offer)
 			if err := receiver.SetRemoteDescription(answer); err != nil {
@@ -220,6 +222,27 @@ func TestOpenSendsOverPeerConnection(t *testing.T) {
 				}
 				if r.mime == webrtc.MimeTypeOpus && r.packets < wantAudioPackets {
 					t.Errorf("Opus: %d packets", r.packets)
+				}
+			}
+			// A BYE that names no source after a report on what arrived,
+			// as rtckit's receive-only side sends when it hangs up,
+			// reaches every captured track.
+			rr := &rtcp.ReceiverReport{SSRC: 1}
+			for _, r := range receiver.GetReceivers() {
+				if tr := r.Track(); tr != nil {
+					rr.Reports = append(rr.Reports, rtcp.ReceptionReport{SSRC: uint32(tr.SSRC())})
+				}
+			}
+			if err := receiver.WriteRTCP([]rtcp.Packet{rr, &rtcp.Goodbye{}}); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for len(seen) < len(tracks) {
+				select {
+				case id := <-byes:
+					seen[id] = true
+				case <-ctx.Done():
+					t.Fatalf("BYE seen by %v of %d tracks", seen, len(tracks))
 				}
 			}
 			_ = sender.Close()

@@ -36,6 +36,9 @@ const streamID = "rtckit"
 type track struct {
 	mediadevices.Track
 
+	// goodbye is called on an RTCP BYE from the peer (nil: none).
+	goodbye atomic.Pointer[func()]
+
 	mu sync.Mutex
 	// unbound are the bindings' channels closed by Unbind, by ID.
 	unbound map[string]chan struct{}
@@ -77,6 +80,11 @@ func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, e
 	return c, nil
 }
 
+// OnGoodbye sets f to be called when the peer's RTCP about the track
+// holds a BYE (the peer hung up): this track reads the sender's RTCP, so
+// the call's own reader, which ends the call on a BYE, does not see it.
+func (t *track) OnGoodbye(f func()) { t.goodbye.Store(&f) }
+
 // Unbind stops encoding for a PeerConnection.
 func (t *track) Unbind(ctx webrtc.TrackLocalContext) error {
 	t.mu.Lock()
@@ -89,7 +97,8 @@ func (t *track) Unbind(ctx webrtc.TrackLocalContext) error {
 }
 
 // readRTCP reads the track's RTCP until the sender stops or the binding
-// ends, and asks the encoder for a keyframe on PLI or FIR.
+// ends, asks the encoder for a keyframe on PLI or FIR and passes a BYE to
+// the OnGoodbye function.
 func (t *track) readRTCP(r interceptor.RTCPReader, unbound <-chan struct{}) {
 	buf := make([]byte, rtcpMTU)
 	for {
@@ -102,10 +111,14 @@ func (t *track) readRTCP(r interceptor.RTCPReader, unbound <-chan struct{}) {
 			return
 		default:
 		}
-		if wantsKeyFrame(buf[:n]) {
+		keyFrame, bye := classifyRTCP(buf[:n])
+		if keyFrame {
 			if kf, ok := t.EncoderController().(codec.KeyFrameController); ok {
 				_ = kf.ForceKeyFrame()
 			}
+		}
+		if f := t.goodbye.Load(); bye && f != nil {
+			(*f)()
 		}
 	}
 }
@@ -113,20 +126,22 @@ func (t *track) readRTCP(r interceptor.RTCPReader, unbound <-chan struct{}) {
 // rtcpMTU bounds one read of RTCP.
 const rtcpMTU = 1500
 
-// wantsKeyFrame reports whether an RTCP compound packet asks for a
-// keyframe.
-func wantsKeyFrame(b []byte) bool {
+// classifyRTCP reports whether an RTCP compound packet asks for a
+// keyframe and whether it holds a BYE.
+func classifyRTCP(b []byte) (keyFrame, bye bool) {
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
-		return false
+		return false, false
 	}
 	for _, p := range pkts {
 		switch p.(type) {
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			return true
+			keyFrame = true
+		case *rtcp.Goodbye:
+			bye = true
 		}
 	}
-	return false
+	return keyFrame, bye
 }
 
 // idleRTCPReader is the RTCP reader mediadevices gets: it returns io.EOF
