@@ -18,21 +18,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rtckit/rtckit/internal/testenv"
 )
 
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
+func get(t *testing.T, url string) (int, string) { t.Helper(); return testenv.Get(t, url) }
 
 func TestHealthzAndMetrics(t *testing.T) {
 	_, ts := startServer(t, Config{AllowedOrigins: nil})

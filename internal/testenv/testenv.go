@@ -5,6 +5,8 @@ package testenv
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -50,4 +52,20 @@ func Serve(t testing.TB, serve func(context.Context) error) {
 			t.Errorf("serving: %v", err)
 		}
 	})
+}
+
+// Get fetches url and returns its status code and body, failing t when
+// the request or the read fails.
+func Get(t testing.TB, url string) (status int, body string) {
+	t.Helper()
+	resp, err := http.Get(url) //nolint:gosec // G107: tests fetch their own servers.
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }

@@ -31,13 +31,18 @@ func dialers(ips []netip.Addr) []*net.Dialer {
 // unknown); data is valid until it returns.
 type handler func(data []byte, arrived time.Time)
 
+// dialClient opens one WebSocket for name from the next source address.
+func (r *run) dialClient(ctx context.Context, name string) (*wsClient, error) {
+	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
+	return dialWS(ctx, d, r.clientURL(name), r.opts.Token)
+}
+
 // dial opens one connection and starts its reader, which hands every
 // message to onMsg until the connection ends.
 func (r *run) dial(ctx, rctx context.Context, name string, onMsg handler) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
-	ws, err := dialWS(dctx, d, r.clientURL(name), r.opts.Token)
+	ws, err := r.dialClient(dctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -85,27 +90,39 @@ func (r *run) serverError(code string) {
 func (r *run) register(ctx context.Context, name string, replies <-chan []byte, c *conn) (string, error) {
 	rctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
+	return r.registerWith(c.ws, name, func() ([]byte, error) {
+		select {
+		case data := <-replies:
+			return data, nil
+		case <-c.done:
+			return nil, errors.New("connection closed while registering")
+		case <-rctx.Done():
+			return nil, rctx.Err()
+		}
+	})
+}
+
+// registerWith sends name's registration on ws and reads the hub's
+// replies from next until it registered the name, which it returns.
+func (r *run) registerWith(ws *wsClient, name string, next func() ([]byte, error)) (string, error) {
 	for _, msg := range r.registration(name) {
-		if err := c.ws.WriteText(msg); err != nil {
+		if err := ws.WriteText(msg); err != nil {
 			return "", err
 		}
 	}
 	for {
-		select {
-		case data := <-replies:
-			done, rename, err := registered(data)
-			switch {
-			case err != nil:
-				return "", err
-			case rename != "":
-				name = rename
-			case done:
-				return name, nil
-			}
-		case <-c.done:
-			return "", errors.New("connection closed while registering")
-		case <-rctx.Done():
-			return "", rctx.Err()
+		data, err := next()
+		if err != nil {
+			return "", err
+		}
+		done, rename, err := registered(data)
+		switch {
+		case err != nil:
+			return "", err
+		case rename != "":
+			name = rename
+		case done:
+			return name, nil
 		}
 	}
 }
@@ -166,8 +183,7 @@ func (r *run) client(ctx, rctx context.Context, name string, after handler) (*co
 func (r *run) clientDirect(ctx context.Context, name string) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
-	d := r.dialers[int(r.next.Add(1)%uint64(len(r.dialers)))]
-	ws, err := dialWS(dctx, d, r.clientURL(name), r.opts.Token)
+	ws, err := r.dialClient(dctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -186,31 +202,23 @@ func (r *run) registerDirect(ctx context.Context, ws *wsClient, name string) (st
 	_ = ws.nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = ws.nc.SetDeadline(time.Now()) }) // cancelled
 	defer stop()
-	for _, msg := range r.registration(name) {
-		if err := ws.WriteText(msg); err != nil {
-			return "", err
-		}
-	}
-	for {
-		data, err := ws.read()
-		if err != nil {
-			return "", err
-		}
-		if code, ok := errorCode(data); ok {
+	got, err := r.registerWith(ws, name, func() ([]byte, error) {
+		for {
+			data, err := ws.read()
+			if err != nil {
+				return nil, err
+			}
+			code, isError := errorCode(data)
+			if !isError {
+				return data, nil
+			}
 			r.serverError(code)
-			continue
 		}
-		done, rename, err := registered(data)
-		switch {
-		case err != nil:
-			return "", err
-		case rename != "":
-			name = rename
-		case done:
-			_ = ws.nc.SetDeadline(time.Time{})
-			return name, nil
-		}
+	})
+	if err == nil {
+		_ = ws.nc.SetDeadline(time.Time{})
 	}
+	return got, err
 }
 
 // pairClient opens and registers one of a pair's connections, without a

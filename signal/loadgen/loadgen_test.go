@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -20,6 +18,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rtckit/rtckit/signal"
+
+	"github.com/rtckit/rtckit/internal/testenv"
 )
 
 // testTimeout bounds every run in these tests.
@@ -191,17 +191,9 @@ func TestRunHubGone(t *testing.T) {
 // /metrics.
 func offersRelayed(t *testing.T, base string) int {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := testenv.Get(t, base+"/metrics")
 	const series = `rtckit_signal_messages_total{type="video-offer"} `
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(b) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
 			n, _ := strconv.ParseFloat(v, 64) // a malformed count reads as 0
 			return int(n)
