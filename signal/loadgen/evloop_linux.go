@@ -345,36 +345,12 @@ func (el *eventLoop) read(lc *loopConn) {
 func (el *eventLoop) frames(lc *loopConn, data []byte, arrived time.Time) (int, error) {
 	used := 0
 	for !lc.dead {
-		b := data[used:]
-		if len(b) < 2 {
-			return used, nil
+		h0, payload, n, err := serverFrame(data[used:])
+		if err != nil || n == 0 {
+			return used, err
 		}
-		hlen, size := 2, uint64(b[1]&0x7f)
-		switch size {
-		case 126:
-			if len(b) < 4 {
-				return used, nil
-			}
-			hlen, size = 4, uint64(b[2])<<8|uint64(b[3])
-		case 127:
-			if len(b) < 10 {
-				return used, nil
-			}
-			hlen = 10
-			size = 0
-			for _, c := range b[2:10] {
-				size = size<<8 | uint64(c)
-			}
-		}
-		if b[1]&0x80 != 0 || size > maxServerSize {
-			return used, errors.New("loadgen: invalid frame from the server")
-		}
-		if uint64(len(b)-hlen) < size {
-			return used, nil
-		}
-		payload := b[hlen : hlen+int(size)]
-		used += hlen + int(size)
-		el.frame0(lc, b[0], payload, arrived)
+		used += n
+		el.frame0(lc, h0, payload, arrived)
 	}
 	return used, nil
 }

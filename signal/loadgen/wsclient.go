@@ -134,6 +134,37 @@ func (c *wsClient) write(op byte, payload []byte) error {
 	return err
 }
 
+// serverFrame parses the server frame at the start of b: its first byte
+// (FIN and opcode), its payload (within b) and its length in b; n is 0
+// while b holds only part of it. A masked frame or one over maxServerSize
+// is an error.
+func serverFrame(b []byte) (h0 byte, payload []byte, n int, err error) {
+	if len(b) < 2 {
+		return 0, nil, 0, nil
+	}
+	hlen, size := 2, uint64(b[1]&0x7f)
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, 0, nil
+		}
+		hlen, size = 4, uint64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, 0, nil
+		}
+		hlen, size = 10, binary.BigEndian.Uint64(b[2:10])
+	}
+	if b[1]&0x80 != 0 || size > maxServerSize {
+		return 0, nil, 0, errors.New("loadgen: invalid frame from the server")
+	}
+	if uint64(len(b)-hlen) < size {
+		return 0, nil, 0, nil
+	}
+	end := hlen + int(size) //nolint:gosec // G115: size ≤ maxServerSize.
+	return b[0], b[hlen:end], end, nil
+}
+
 // appendFrame appends to b one final, masked client frame of op with
 // payload.
 func appendFrame(b []byte, op byte, payload []byte) []byte {
