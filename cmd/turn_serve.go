@@ -61,6 +61,9 @@ type TurnServeOptions struct {
 	MinPort, MaxPort int
 	// Quota is the concurrent allocations per user; 0 means no limit.
 	Quota int
+	// MaxPermissions is the peer addresses one allocation may hold
+	// permissions for; 0 means no limit.
+	MaxPermissions int
 	// AllowLoopbackPeers and AllowPrivatePeers open the relay to those peers.
 	AllowLoopbackPeers, AllowPrivatePeers bool
 }
@@ -106,7 +109,8 @@ start without any credentials, because an unauthenticated TURN server is an
 open relay.
 
 Each user may hold --quota allocations at once; further Allocate requests get
-486. Relays bind --relay-ip (default: --listen) on a port between --min-port and
+486. Each allocation may hold permissions for --max-permissions peer addresses;
+requests for another one get 403 until one expires. Relays bind --relay-ip (default: --listen) on a port between --min-port and
 --max-port; behind a 1:1 NAT, --external-ip is announced to clients instead.
 
 Clients may relay to public addresses only: permissions to loopback and private
@@ -157,6 +161,7 @@ line: a "listening" event with the bound addresses and ICE server URIs, and a
 	f.StringVar(&opts.AuthSecret, "auth-secret", "", "TURN REST shared secret (coturn static-auth-secret); prefer --auth-secret-file")
 	f.StringVar(&fl.authSecretFile, "auth-secret-file", "", "file holding the TURN REST shared secret")
 	f.IntVar(&opts.Quota, "quota", turnserver.DefaultQuotaPerUser, "concurrent allocations per user (0: no limit)")
+	f.IntVar(&opts.MaxPermissions, "max-permissions", turnserver.DefaultMaxPermissions, "peer addresses one allocation may hold permissions for (0: no limit)")
 	// Relays.
 	f.StringVar(&fl.relayIP, "relay-ip", "", "IP relay sockets bind (default: --listen)")
 	f.StringVar(&fl.externalIP, "external-ip", "", "IP announced to clients for relays, behind a 1:1 NAT")
@@ -215,6 +220,9 @@ func (o *TurnServeOptions) parse(cmd *cobra.Command, fl *turnServeFlags) error {
 	}
 	if o.Quota < 0 {
 		return errors.New("--quota must not be negative (0 means no limit)")
+	}
+	if o.MaxPermissions < 0 {
+		return errors.New("--max-permissions must not be negative (0 means no limit)")
 	}
 	if (o.MinPort == 0) != (o.MaxPort == 0) {
 		return errors.New("--min-port and --max-port must both be 0 (any port) or both be set")
@@ -283,9 +291,13 @@ func (o *TurnServeOptions) readUsers(fl *turnServeFlags) error {
 
 // config turns the options into the server's configuration.
 func (o *TurnServeOptions) config() turnserver.Config {
-	quota := o.Quota
+	// The CLI's 0 is the library's "unlimited".
+	quota, perms := o.Quota, o.MaxPermissions
 	if quota == 0 {
-		quota = -1 // the CLI's 0 is the library's "unlimited"
+		quota = -1
+	}
+	if perms == 0 {
+		perms = -1
 	}
 	return turnserver.Config{
 		ListenIP:           o.Listen,
@@ -303,6 +315,7 @@ func (o *TurnServeOptions) config() turnserver.Config {
 		MinPort:            o.MinPort,
 		MaxPort:            o.MaxPort,
 		QuotaPerUser:       quota,
+		MaxPermissions:     perms,
 		AllowLoopbackPeers: o.AllowLoopbackPeers,
 		AllowPrivatePeers:  o.AllowPrivatePeers,
 	}
@@ -342,9 +355,9 @@ func turnServeText(ev TurnServeEvent) string {
 	if ev.Event == "stopped" && ev.Stats != nil {
 		s := ev.Stats
 		fmt.Fprintf(&b, "TURN server stopped: %d allocations (%d still active), %d auth failures, %d quota rejections, "+
-			"%d peer denials, %d permissions, %d channels, %d/%d packets to/from peers (%d/%d bytes), "+
+			"%d peer denials, %d permissions (%d refused over the limit), %d channels, %d/%d packets to/from peers (%d/%d bytes), "+
 			"%d TCP connections (%d refused), %d errors\n",
-			s.Allocations, s.AllocationsActive, s.AuthFailures, s.QuotaRejections, s.PeerDenials, s.Permissions, s.Channels,
+			s.Allocations, s.AllocationsActive, s.AuthFailures, s.QuotaRejections, s.PeerDenials, s.Permissions, s.PermissionRefusals, s.Channels,
 			s.PacketsToPeers, s.PacketsFromPeers, s.BytesToPeers, s.BytesFromPeers, s.TCPAccepted, s.TCPRejected, s.Errors)
 		return b.String()
 	}
@@ -371,6 +384,11 @@ func turnServeText(ev TurnServeEvent) string {
 		row("quota", fmt.Sprintf("%s per user", plural(ev.QuotaPerUser, "allocation")))
 	} else {
 		row("quota", "none")
+	}
+	if ev.MaxPermissions > 0 {
+		row("permissions", fmt.Sprintf("%s per allocation", plural(ev.MaxPermissions, "peer")))
+	} else {
+		row("permissions", "no limit")
 	}
 	relay := ev.RelayIP.String()
 	if ev.MinPort > 0 {

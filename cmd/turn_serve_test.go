@@ -164,7 +164,7 @@ func TestTurnServeJSON(t *testing.T) {
 	if strings.Join(ev.URIs, " ") != strings.Join(wantURIs, " ") {
 		t.Errorf("uris %q, want %q", ev.URIs, wantURIs)
 	}
-	wantInfo := turnserver.Info{Realm: "rtckit", RelayIP: lo, QuotaPerUser: 10, Users: 1}
+	wantInfo := turnserver.Info{Realm: "rtckit", RelayIP: lo, QuotaPerUser: 10, MaxPermissions: 64, Users: 1}
 	if ev.Info != wantInfo {
 		t.Errorf("info %+v, want %+v", ev.Info, wantInfo)
 	}
@@ -195,7 +195,7 @@ func TestTurnServeText(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{"TURN server listening\n", "  udp          127.0.0.1:", "  credentials  TURN REST secret\n",
-		"  quota        none\n", "  peers        public, private\n", "relay        127.0.0.1, ports 49152-65535\n",
+		"  quota        none\n", "  permissions  64 peers per allocation\n", "  peers        public, private\n", "relay        127.0.0.1, ports 49152-65535\n",
 		"TURN server stopped: 0 allocations"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
@@ -210,7 +210,7 @@ func TestTurnServeTextRendering(t *testing.T) {
 		Schema: turnServeSchema, Event: "listening", Addrs: addrs, URIs: addrs.URIs(),
 		Info: turnserver.Info{
 			Realm: "lab", RelayIP: netip.MustParseAddr("10.0.0.5"), ExternalIP: netip.MustParseAddr("203.0.113.7"),
-			MinPort: 50000, MaxPort: 50100, QuotaPerUser: 1, AllowLoopbackPeers: true, Users: 2, RESTAuth: true,
+			MinPort: 50000, MaxPort: 50100, QuotaPerUser: 1, MaxPermissions: 1, AllowLoopbackPeers: true, Users: 2, RESTAuth: true,
 		},
 	}
 	want := `TURN server listening
@@ -220,6 +220,7 @@ func TestTurnServeTextRendering(t *testing.T) {
   realm        lab
   credentials  2 users, TURN REST secret
   quota        1 allocation per user
+  permissions  1 peer per allocation
   relay        10.0.0.5, ports 50000-50100, announced as 203.0.113.7
   peers        public, loopback
   uris         turn:192.0.2.1:3478?transport=udp
@@ -232,10 +233,10 @@ func TestTurnServeTextRendering(t *testing.T) {
 
 	ev.Event = "stopped"
 	ev.Stats = &turnserver.Stats{Allocations: 9, AllocationsActive: 1, AuthFailures: 2, QuotaRejections: 3, PeerDenials: 4,
-		Permissions: 5, Channels: 6, PacketsToPeers: 7, PacketsFromPeers: 8, BytesToPeers: 70, BytesFromPeers: 80,
+		Permissions: 5, PermissionRefusals: 2, Channels: 6, PacketsToPeers: 7, PacketsFromPeers: 8, BytesToPeers: 70, BytesFromPeers: 80,
 		TCPAccepted: 10, TCPRejected: 1, Errors: 0}
 	want = "TURN server stopped: 9 allocations (1 still active), 2 auth failures, 3 quota rejections, 4 peer denials, " +
-		"5 permissions, 6 channels, 7/8 packets to/from peers (70/80 bytes), 10 TCP connections (1 refused), 0 errors\n"
+		"5 permissions (2 refused over the limit), 6 channels, 7/8 packets to/from peers (70/80 bytes), 10 TCP connections (1 refused), 0 errors\n"
 	if got := turnServeText(ev); got != want {
 		t.Errorf("stopped text:\n%s\nwant:\n%s", got, want)
 	}
@@ -248,7 +249,7 @@ func TestTurnServeTextRendering(t *testing.T) {
 	}
 	wantJSON := `{"schema":"rtckit.turn.serve/v1","event":"listening","udp":"127.0.0.1:3478",` +
 		`"uris":["turn:127.0.0.1:3478?transport=udp"],"realm":"rtckit","relay_ip":"127.0.0.1","quota_per_user":10,` +
-		`"allow_loopback_peers":false,"allow_private_peers":false,"users":1,"rest_auth":false}`
+		`"max_permissions":0,"allow_loopback_peers":false,"allow_private_peers":false,"users":1,"rest_auth":false}`
 	if string(b) != wantJSON {
 		t.Errorf("JSON %s\nwant %s", b, wantJSON)
 	}

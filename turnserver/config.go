@@ -25,6 +25,11 @@ const (
 	// ICE component and TURN server URL; ten leaves room for a few tabs.
 	DefaultQuotaPerUser = 10
 
+	// DefaultMaxPermissions is the number of peer addresses one allocation
+	// may hold permissions for when Config.MaxPermissions is zero. A call
+	// needs one per address of the peer's candidates: a handful.
+	DefaultMaxPermissions = 64
+
 	// DefaultTCPIdleTimeout closes a TCP or TLS connection that has carried
 	// nothing for this long. It is longer than the longest allocation
 	// lifetime a client can ask for (one hour), so a client that refreshes
@@ -120,6 +125,13 @@ type Config struct {
 	// TURN REST user is the part after the colon, so a user's fresh
 	// credentials share one quota.
 	QuotaPerUser int
+
+	// MaxPermissions is the number of peer addresses one allocation may
+	// hold permissions for at once; CreatePermission, ChannelBind and
+	// Connect requests for another one get 403 (Forbidden) until one
+	// expires. Zero means DefaultMaxPermissions, a negative value means no
+	// limit.
+	MaxPermissions int
 
 	// AllowLoopbackPeers lets clients relay to 127.0.0.0/8 and ::1. Off by
 	// default: a relay to loopback reaches services on the server itself.
@@ -256,6 +268,12 @@ func (c Config) normalize() (Config, error) {
 		c.QuotaPerUser = DefaultQuotaPerUser
 	case c.QuotaPerUser < 0:
 		c.QuotaPerUser = -1
+	}
+	switch {
+	case c.MaxPermissions == 0:
+		c.MaxPermissions = DefaultMaxPermissions
+	case c.MaxPermissions < 0:
+		c.MaxPermissions = -1
 	}
 	switch {
 	case c.TCPIdleTimeout < 0:

@@ -306,7 +306,7 @@ func TestInfoAndURIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	want := Info{Realm: "lab", RelayIP: loopback, QuotaPerUser: 0, AllowPrivatePeers: true, Users: 1, RESTAuth: true}
+	want := Info{Realm: "lab", RelayIP: loopback, QuotaPerUser: 0, MaxPermissions: DefaultMaxPermissions, AllowPrivatePeers: true, Users: 1, RESTAuth: true}
 	if got := s.Info(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Info = %+v, want %+v", got, want)
 	}

@@ -108,17 +108,24 @@ func (c *Config) peerAllowed(class PeerClass) bool {
 // for CreatePermission, ChannelBind and (RFC 6062) Connect; Send
 // indications and ChannelData need a permission it granted, and data from a
 // peer is relayed only under such a permission. So refusing here closes
-// every path to the peer.
+// every path to the peer. It refuses peers the configuration forbids, and
+// a new peer address once the allocation holds MaxPermissions.
 func (s *Server) permit(client net.Addr, peerIP net.IP) bool {
 	ip, ok := netip.AddrFromSlice(peerIP)
 	class := PeerForbidden
 	if ok {
 		class = ClassifyPeer(ip)
 	}
-	if s.cfg.peerAllowed(class) {
-		return true
+	if !s.cfg.peerAllowed(class) {
+		s.stats.peerDenials.Add(1)
+		s.log.Info("refused a peer", "from", client, "peer", peerIP, "class", class)
+		return false
 	}
-	s.stats.peerDenials.Add(1)
-	s.log.Info("refused a peer", "from", client, "peer", peerIP, "class", class)
-	return false
+	if !s.perms.admit(client, ip.Unmap()) {
+		s.stats.permissionRefusals.Add(1)
+		s.log.Info("refused a permission: the allocation holds its maximum", "from", client, "peer", peerIP,
+			"max", s.cfg.MaxPermissions)
+		return false
+	}
+	return true
 }

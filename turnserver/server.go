@@ -88,6 +88,9 @@ type Info struct {
 	// QuotaPerUser is the limit of concurrent allocations per user; zero
 	// means unlimited.
 	QuotaPerUser int `json:"quota_per_user"`
+	// MaxPermissions is the limit of peer addresses with permissions per
+	// allocation; zero means unlimited.
+	MaxPermissions int `json:"max_permissions"`
 	// AllowLoopbackPeers tells whether loopback peers are relayed to.
 	AllowLoopbackPeers bool `json:"allow_loopback_peers"`
 	// AllowPrivatePeers tells whether private peers are relayed to.
@@ -105,6 +108,7 @@ type Server struct {
 	log   *slog.Logger
 	addrs Addrs
 	quota *quota
+	perms *permissionLedger
 	stats counters
 
 	// The listeners; nil when off. tlsL is the TCP listener under TLS.
@@ -153,6 +157,7 @@ func Listen(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     log,
 		quota:   newQuota(cfg.QuotaPerUser),
+		perms:   newPermissionLedger(cfg.MaxPermissions),
 		clients: make(map[*clientConn]struct{}),
 		relays:  make(map[io.Closer]struct{}),
 		byAddr:  make(map[string]*clientConn),
@@ -176,17 +181,14 @@ func (s *Server) Addrs() Addrs { return s.addrs }
 
 // Info returns the server's effective relay and authentication settings.
 func (s *Server) Info() Info {
-	quota := s.cfg.QuotaPerUser
-	if quota < 0 {
-		quota = 0
-	}
 	return Info{
 		Realm:              s.cfg.Realm,
 		RelayIP:            s.cfg.RelayIP,
 		ExternalIP:         s.cfg.ExternalIP,
 		MinPort:            s.cfg.MinPort,
 		MaxPort:            s.cfg.MaxPort,
-		QuotaPerUser:       quota,
+		QuotaPerUser:       max(s.cfg.QuotaPerUser, 0),
+		MaxPermissions:     max(s.cfg.MaxPermissions, 0),
 		AllowLoopbackPeers: s.cfg.AllowLoopbackPeers,
 		AllowPrivatePeers:  s.cfg.AllowPrivatePeers,
 		Users:              len(s.cfg.Users),
@@ -243,6 +245,11 @@ func (s *Server) turnConfig() turn.ServerConfig {
 			OnAllocationError:   s.onAllocationError,
 			OnPermissionCreated: func(net.Addr, net.Addr, string, string, string, net.Addr, net.IP) {
 				s.stats.permissions.Add(1)
+			},
+			OnPermissionDeleted: func(src, _ net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+				if ip, ok := netip.AddrFromSlice(peer); ok {
+					s.perms.expired(src, ip.Unmap())
+				}
 			},
 			OnChannelCreated: func(net.Addr, net.Addr, string, string, string, net.Addr, net.Addr, uint16) {
 				s.stats.channels.Add(1)
@@ -305,6 +312,7 @@ func (s *Server) onAllocationCreated(src, dst net.Addr, _, userID, _ string, rel
 }
 
 func (s *Server) onAllocationDeleted(src, dst net.Addr, _, userID, _ string) {
+	s.perms.released(src)
 	if s.quota.deleted(allocKey(src, dst)) {
 		s.log.Info("allocation released", "user", userID, "from", src)
 	}

@@ -23,6 +23,10 @@ type Stats struct {
 	// PeerDenials counts CreatePermission, ChannelBind and Connect requests
 	// refused for a peer address the server does not relay to.
 	PeerDenials uint64 `json:"peer_denials"`
+	// PermissionRefusals counts CreatePermission, ChannelBind and Connect
+	// requests for a new peer address refused because the allocation held
+	// Config.MaxPermissions already.
+	PermissionRefusals uint64 `json:"permission_refusals"`
 	// Permissions counts permissions installed (refreshes excluded).
 	Permissions uint64 `json:"permissions"`
 	// Channels counts channels bound (refreshes excluded).
@@ -55,6 +59,7 @@ type Stats struct {
 // allocations live in the quota bookkeeping.
 type counters struct {
 	allocations, authFailures, quotaRejections, peerDenials, permissions, channels atomic.Uint64
+	permissionRefusals                                                             atomic.Uint64
 	packetsToPeers, bytesToPeers, packetsFromPeers, bytesFromPeers                 atomic.Uint64
 	tcpAccepted, tcpRejected, errors                                               atomic.Uint64
 	tcpOpen                                                                        atomic.Int64
@@ -62,20 +67,21 @@ type counters struct {
 
 func (c *counters) snapshot(active int) Stats {
 	return Stats{
-		AllocationsActive: active,
-		Allocations:       c.allocations.Load(),
-		AuthFailures:      c.authFailures.Load(),
-		QuotaRejections:   c.quotaRejections.Load(),
-		PeerDenials:       c.peerDenials.Load(),
-		Permissions:       c.permissions.Load(),
-		Channels:          c.channels.Load(),
-		PacketsToPeers:    c.packetsToPeers.Load(),
-		BytesToPeers:      c.bytesToPeers.Load(),
-		PacketsFromPeers:  c.packetsFromPeers.Load(),
-		BytesFromPeers:    c.bytesFromPeers.Load(),
-		TCPAccepted:       c.tcpAccepted.Load(),
-		TCPRejected:       c.tcpRejected.Load(),
-		TCPOpen:           c.tcpOpen.Load(),
-		Errors:            c.errors.Load(),
+		AllocationsActive:  active,
+		Allocations:        c.allocations.Load(),
+		AuthFailures:       c.authFailures.Load(),
+		QuotaRejections:    c.quotaRejections.Load(),
+		PeerDenials:        c.peerDenials.Load(),
+		PermissionRefusals: c.permissionRefusals.Load(),
+		Permissions:        c.permissions.Load(),
+		Channels:           c.channels.Load(),
+		PacketsToPeers:     c.packetsToPeers.Load(),
+		BytesToPeers:       c.bytesToPeers.Load(),
+		PacketsFromPeers:   c.packetsFromPeers.Load(),
+		BytesFromPeers:     c.bytesFromPeers.Load(),
+		TCPAccepted:        c.tcpAccepted.Load(),
+		TCPRejected:        c.tcpRejected.Load(),
+		TCPOpen:            c.tcpOpen.Load(),
+		Errors:             c.errors.Load(),
 	}
 }
