@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/call/chat"
 	"github.com/rtckit/rtckit/call/transfer"
@@ -54,11 +55,9 @@ func (d *dataSet) open(ctx context.Context) error {
 	if !s.sig.Trickle() || s.opts.Chat || s.opts.ReceiveDir != "" || len(s.opts.SendFiles) > 0 {
 		// A control channel puts SCTP into the first offer, so that later
 		// channels need no renegotiation (impossible without a hub).
-		dc, err := s.pc.CreateDataChannel(controlLabel, nil)
-		if err != nil {
-			return fmt.Errorf("%w: data channel: %v", ErrSetup, err)
+		if err := d.openControl(); err != nil {
+			return err
 		}
-		d.setControl(dc)
 	}
 	if s.opts.Chat {
 		dc, err := s.pc.CreateDataChannel(chat.Label, nil)
@@ -68,6 +67,54 @@ func (d *dataSet) open(ctx context.Context) error {
 		d.startChat(ctx, dc)
 	}
 	return nil
+}
+
+// openControl creates the control channel, which carries the bye.
+func (d *dataSet) openControl() error {
+	dc, err := d.s.pc.CreateDataChannel(controlLabel, nil)
+	if err != nil {
+		return fmt.Errorf("%w: data channel: %v", ErrSetup, err)
+	}
+	d.setControl(dc)
+	return nil
+}
+
+// needControl adds the control channel, renegotiating through the hub,
+// when the answer shows a call with no media either way and no channel:
+// such a call would learn of a hang-up over neither RTCP nor SCTP once the
+// hub is gone, only when ICE gives up.
+func (d *dataSet) needControl(answer webrtc.SessionDescription) error {
+	s := d.s
+	if !s.sig.Trickle() || d.hasChannels() || !(s.opts.Media.NoVideo && s.opts.Media.NoAudio) || peerSendsMedia(answer) {
+		return nil
+	}
+	return d.openControl()
+}
+
+// peerSendsMedia tells whether a remote description sends audio or video
+// (a media section that is not rejected, sendrecv or sendonly); an
+// unparsable one is taken to send.
+func peerSendsMedia(d webrtc.SessionDescription) bool {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(d.SDP); err != nil {
+		return true
+	}
+	for _, md := range sd.MediaDescriptions {
+		if kind := md.MediaName.Media; (kind != "audio" && kind != "video") || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		direction := "sendrecv" // RFC 8866 6.7: the default
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				direction = a.Key
+			}
+		}
+		if direction == "sendrecv" || direction == "sendonly" {
+			return true
+		}
+	}
+	return false
 }
 
 // incoming dispatches a channel the peer opened.

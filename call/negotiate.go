@@ -111,6 +111,9 @@ func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescrip
 		}
 	}
 	s.pending = nil
+	if d.Type == webrtc.SDPTypeAnswer {
+		return s.data.needControl(d)
+	}
 	if d.Type != webrtc.SDPTypeOffer {
 		return nil
 	}

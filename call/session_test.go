@@ -252,15 +252,19 @@ func TestReceiveOnlyHangUpWithoutSignaling(t *testing.T) {
 	receiveOnly := loopbackOptions()
 	receiveOnly.Media.NoVideo, receiveOnly.Media.NoAudio = true, true
 	receiveOnly.Duration = time.Second
+	silent := receiveOnly
+	silent.Duration = 0
 	tests := []struct {
 		name             string
 		caller, answerer Options
 		// hangsUp is the role that hangs up (--duration); the other side
-		// sends media and must see the hang-up.
+		// must see the hang-up.
 		hangsUp string
 	}{
 		{"caller receives only", receiveOnly, loopbackOptions(), "caller"},
 		{"answerer receives only", loopbackOptions(), receiveOnly, "answerer"},
+		// No RTP either way: the caller's control channel carries the bye.
+		{"neither sends media", receiveOnly, silent, "caller"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,5 +374,25 @@ func TestCallInterruptedBeforeConnect(t *testing.T) {
 	}
 	if rep == nil || rep.EndReason != EndInterrupted || rep.OK {
 		t.Errorf("report %+v, want end reason %q and not ok", rep, EndInterrupted)
+	}
+}
+
+func TestPeerSendsMedia(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+	for _, tt := range []struct {
+		name, sdp string
+		want      bool
+	}{
+		{"sendrecv video", head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n", true},
+		{"sendonly audio", head + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n", true},
+		{"no direction: sendrecv", head + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", true},
+		{"recvonly and inactive", head + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=inactive\r\n", false},
+		{"rejected", head + "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n", false},
+		{"data only", head + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n", false},
+		{"unparsable", "not sdp", true},
+	} {
+		if got := peerSendsMedia(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: tt.sdp}); got != tt.want {
+			t.Errorf("%s: peerSendsMedia = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
