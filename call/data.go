@@ -79,13 +79,15 @@ func (d *dataSet) openControl() error {
 	return nil
 }
 
-// needControl adds the control channel, renegotiating through the hub,
-// when the answer shows a call with no media either way and no channel:
+// needControl adds the caller's control channel, renegotiating through
+// the hub, when the answer shows a call with no media either way and no
+// channel (the answerer waits for the caller's):
 // such a call would learn of a hang-up over neither RTCP nor SCTP once the
 // hub is gone, only when ICE gives up.
 func (d *dataSet) needControl(answer webrtc.SessionDescription) error {
 	s := d.s
-	if !s.sig.Trickle() || d.hasChannels() || !(s.opts.Media.NoVideo && s.opts.Media.NoAudio) || peerSendsMedia(answer) {
+	if !s.setup.Caller || !s.sig.Trickle() || d.hasChannels() || !(s.opts.Media.NoVideo && s.opts.Media.NoAudio) ||
+		peerSendsMedia(answer) {
 		return nil
 	}
 	return d.openControl()

@@ -121,7 +121,7 @@ func (s *Server) permit(client net.Addr, peerIP net.IP) bool {
 		s.log.Info("refused a peer", "from", client, "peer", peerIP, "class", class)
 		return false
 	}
-	if !s.perms.admit(client, ip.Unmap()) {
+	if !s.perms.allows(client, ip.Unmap()) {
 		s.stats.permissionRefusals.Add(1)
 		s.log.Info("refused a permission: the allocation holds its maximum", "from", client, "peer", peerIP,
 			"max", s.cfg.MaxPermissions)

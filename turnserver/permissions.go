@@ -24,28 +24,37 @@ func newPermissionLedger(maxPerAllocation int) *permissionLedger {
 	return &permissionLedger{max: maxPerAllocation, peers: map[string]map[netip.Addr]struct{}{}}
 }
 
-// admit reserves a permission for peer on client's allocation: true when
-// it is held already or there is room for it.
-func (l *permissionLedger) admit(client net.Addr, peer netip.Addr) bool {
+// allows tells whether client's allocation may have a permission for
+// peer: it holds one already, or has room for another. The permission is
+// noted when pion creates it (created), so a request that makes none
+// (an RFC 6062 Connect, a refused ChannelBind) takes no room. pion
+// handles one allocation's requests one at a time, so nothing comes
+// between the check and the creation.
+func (l *permissionLedger) allows(client net.Addr, peer netip.Addr) bool {
 	if l.max < 1 {
 		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	set := l.peers[addrKey(client)]
+	_, held := set[peer]
+	return held || len(set) < l.max
+}
+
+// created notes a permission pion installed.
+func (l *permissionLedger) created(client net.Addr, peer netip.Addr) {
+	if l.max < 1 {
+		return
 	}
 	key := addrKey(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	set := l.peers[key]
-	if _, held := set[peer]; held {
-		return true
-	}
-	if len(set) >= l.max {
-		return false
-	}
 	if set == nil {
 		set = map[netip.Addr]struct{}{}
 		l.peers[key] = set
 	}
 	set[peer] = struct{}{}
-	return true
 }
 
 // expired forgets a permission pion removed (it was not refreshed).

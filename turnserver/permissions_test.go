@@ -66,21 +66,29 @@ func TestPermissionLedger(t *testing.T) {
 	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	l := newPermissionLedger(1)
-	if !l.admit(client, a) || !l.admit(client, a) || l.admit(client, b) {
-		t.Fatal("one permission: the first peer passes twice, the second must not")
+	if !l.allows(client, a) || !l.allows(client, b) {
+		t.Fatal("an empty allocation must allow a permission")
+	}
+	// A request that made no permission (a Connect) takes no room.
+	l.created(client, a)
+	if !l.allows(client, a) || l.allows(client, b) {
+		t.Fatal("one permission held: a refresh passes, a second peer must not")
 	}
 	l.expired(client, a)
-	if !l.admit(client, b) {
+	if !l.allows(client, b) {
 		t.Error("after the first expired the second must pass")
 	}
+	l.created(client, b)
 	l.released(client)
 	if l.held(client) != 0 {
 		t.Error("a released client keeps permissions")
 	}
 	unlimited := newPermissionLedger(-1)
 	for i := range 100 {
-		if !unlimited.admit(client, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})) {
+		peer := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+		if !unlimited.allows(client, peer) {
 			t.Fatal("no limit refused a peer")
 		}
+		unlimited.created(client, peer)
 	}
 }

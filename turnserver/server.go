@@ -243,8 +243,11 @@ func (s *Server) turnConfig() turn.ServerConfig {
 			OnAllocationCreated: s.onAllocationCreated,
 			OnAllocationDeleted: s.onAllocationDeleted,
 			OnAllocationError:   s.onAllocationError,
-			OnPermissionCreated: func(net.Addr, net.Addr, string, string, string, net.Addr, net.IP) {
+			OnPermissionCreated: func(src, _ net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
 				s.stats.permissions.Add(1)
+				if ip, ok := netip.AddrFromSlice(peer); ok {
+					s.perms.created(src, ip.Unmap())
+				}
 			},
 			OnPermissionDeleted: func(src, _ net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
 				if ip, ok := netip.AddrFromSlice(peer); ok {

@@ -257,7 +257,7 @@ func (r *run) connectPairs(ctx, rctx context.Context) []*pair {
 			if err != nil {
 				r.dialErrs.Add(1)
 				recv.closing.Store(true)
-				_ = recv.ws.CloseNow()
+				r.abandon(recv)
 				r.log.Debug("sender", "pair", i, "err", err)
 				return
 			}
@@ -302,6 +302,16 @@ func (r *run) connectIdle(ctx, rctx context.Context) []*conn {
 	return out
 }
 
+// abandon closes c at once, without a close handshake. A reader notes the
+// end itself; for a connection without one (direct) it is done here.
+func (r *run) abandon(c *conn) {
+	_ = c.ws.CloseNow() // the connection is given up either way
+	if c.direct {
+		r.open.Add(-1)
+		close(c.done)
+	}
+}
+
 // closeAll closes every connection, a few at a time; it is safe to call
 // twice.
 func (r *run) closeAll(pairs []*pair, idle []*conn) {
@@ -317,9 +327,7 @@ func (r *run) closeAll(pairs []*pair, idle []*conn) {
 			continue
 		}
 		if c.direct { // no reader sees the hub's close frame
-			_ = c.ws.CloseNow()
-			r.open.Add(-1)
-			close(c.done)
+			r.abandon(c)
 			continue
 		}
 		sem <- struct{}{}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -23,6 +24,20 @@ import (
 
 // loopSupported tells whether this platform has the event-loop engine.
 const loopSupported = true
+
+// loopProbe checks once that the kernel lets this process use
+// epoll_pwait2 (Linux 5.11; a seccomp profile may refuse it).
+var loopProbe = sync.OnceValue(func() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	defer func() { _ = unix.Close(epfd) }()
+	if _, err := rawEpollWait(epfd, make([]unix.EpollEvent, 1), 0); err != nil {
+		return fmt.Errorf("epoll_pwait2: %w", err)
+	}
+	return nil
+})
 
 // Sizes and times of the event loop.
 const (
@@ -214,6 +229,7 @@ func (el *eventLoop) topUpWindow(i int) {
 func (el *eventLoop) sendOffer(i int) bool {
 	s := el.senders[i]
 	if s.dead {
+		el.r.sendErrs.Add(1) // the goroutine engine would fail its write too
 		return false
 	}
 	msg, at := el.offers[i], el.tsAt[i]

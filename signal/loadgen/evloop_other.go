@@ -10,6 +10,9 @@ import (
 // loopSupported tells whether this platform has the event-loop engine.
 const loopSupported = false
 
+// loopProbe fails: the event loop is Linux's.
+func loopProbe() error { return errors.New("the event-loop engine needs Linux") }
+
 // eventLoop stands in for the Linux event loop, which Options never
 // select here.
 type eventLoop struct{}

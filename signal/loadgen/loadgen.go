@@ -135,7 +135,7 @@ func (o *Options) loopWorks() error {
 	case o.Churn > 0:
 		return errors.New("the event-loop engine does not reconnect: no churn")
 	}
-	return nil
+	return loopProbe()
 }
 
 // Result is what a run measured.

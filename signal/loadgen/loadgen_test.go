@@ -202,6 +202,37 @@ func offersRelayed(t *testing.T, base string) int {
 	return 0
 }
 
+// TestRunPartialPairs: a hub that takes an odd number of connections
+// leaves a receiver without its sender; that receiver is closed and not
+// counted, with either engine (the pairs dial at once, so which clients
+// the hub refuses varies).
+func TestRunPartialPairs(t *testing.T) {
+	for _, engine := range []Engine{EngineAuto, EngineGoroutines} {
+		t.Run(string(engine), func(t *testing.T) {
+			s, err := signal.NewServer(signal.Config{Hub: signal.HubConfig{Rate: -1, MaxConnections: 5}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			defer ts.Close()
+			defer func() { _ = s.Shutdown(context.Background()) }()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			res, err := Run(ctx, Options{URL: "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws", Pairs: 4,
+				Rate: 200, Duration: 200 * time.Millisecond, Engine: engine})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The hub took 5 of the 8 clients: one or two whole pairs, and
+			// at least one receiver whose sender was refused.
+			if c := res.Connections; c%2 != 0 || c < 2 || c > 4 || res.Errors.Dial < 2 || res.Delivered != res.Sent || res.Sent == 0 {
+				t.Errorf("connections %d (want those of whole pairs), dial errors %d, sent %d, delivered %d",
+					res.Connections, res.Errors.Dial, res.Sent, res.Delivered)
+			}
+		})
+	}
+}
+
 func TestRunNoHub(t *testing.T) {
 	// A closed port: every dial is refused at once.
 	ts := httptest.NewServer(nil)
