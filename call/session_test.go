@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,12 +210,18 @@ func TestPreparedAnswerer(t *testing.T) {
 }
 
 // lostHangUps is a signaler whose hang-up never arrives, like a hub that
-// died during the call.
-type lostHangUps struct{ *pipeSignaler }
+// died during the call; it counts the offers sent when offers is set.
+type lostHangUps struct {
+	*pipeSignaler
+	offers *atomic.Int32
+}
 
 func (l lostHangUps) Send(ctx context.Context, s Signal) error {
 	if s.HangUp {
 		return nil
+	}
+	if l.offers != nil && s.Description != nil && s.Description.Type == webrtc.SDPTypeOffer {
+		l.offers.Add(1)
 	}
 	return l.pipeSignaler.Send(ctx, s)
 }
@@ -228,7 +235,7 @@ func TestHangUpWithoutSignaling(t *testing.T) {
 	answer := func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
 		return Run(ctx, loopbackOptions(), setup, sig, IO{})
 	}
-	crep, arep, cerr, aerr := runPairThrough(t, caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{p} })
+	crep, arep, cerr, aerr := runPairThrough(t, caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{pipeSignaler: p} })
 	if cerr != nil {
 		t.Fatalf("caller: %v", cerr)
 	}
@@ -269,11 +276,18 @@ func TestReceiveOnlyHangUpWithoutSignaling(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Neither side's hang-up message arrives.
+			var callerOffers, answererOffers atomic.Int32
 			answer := func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
-				return Run(ctx, tt.answerer, setup, lostHangUps{sig.(*pipeSignaler)}, IO{})
+				return Run(ctx, tt.answerer, setup, lostHangUps{sig.(*pipeSignaler), &answererOffers}, IO{})
 			}
 			start := time.Now()
-			crep, arep, cerr, aerr := runPairThrough(t, tt.caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{p} })
+			crep, arep, cerr, aerr := runPairThrough(t, tt.caller, IO{}, answer, func(p *pipeSignaler) Signaler {
+				return lostHangUps{p, &callerOffers}
+			})
+			// The first offer, and at most one more for the control channel.
+			if c, a := callerOffers.Load(), answererOffers.Load(); c < 1 || c > 2 || a != 0 {
+				t.Errorf("the caller sent %d offers and the answerer %d; want 1 or 2, and none", c, a)
+			}
 			if crep == nil || arep == nil {
 				t.Fatalf("caller %v, answerer %v: a report is missing", cerr, aerr)
 			}
@@ -336,9 +350,9 @@ func TestHangUpBeforeSCTP(t *testing.T) {
 	answerer.Media.NoVideo, answerer.Media.NoAudio = true, true
 	answerer.ReceiveDir = t.TempDir()
 	answer := func(ctx context.Context, setup Setup, sig Signaler) (*Report, error) {
-		return Run(ctx, answerer, setup, lostHangUps{sig.(*pipeSignaler)}, IO{})
+		return Run(ctx, answerer, setup, lostHangUps{pipeSignaler: sig.(*pipeSignaler)}, IO{})
 	}
-	crep, arep, cerr, aerr := runPairThrough(t, caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{p} })
+	crep, arep, cerr, aerr := runPairThrough(t, caller, IO{}, answer, func(p *pipeSignaler) Signaler { return lostHangUps{pipeSignaler: p} })
 	if !errors.Is(cerr, ErrCheckFailed) || crep == nil || crep.EndReason != EndTransfersDone {
 		t.Fatalf("caller: %v, report %+v; want a failed transfer", cerr, crep)
 	}
