@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/rawsys"
 )
 
 // pconn is a Conn served by a poller. Fields without a comment belong to
@@ -143,7 +145,7 @@ func (c *pconn) releaseOutLocked() {
 // writeOutLocked writes as much of out as the socket takes, and watches
 // for writability when it took less; false when the write failed.
 func (c *pconn) writeOutLocked() bool {
-	n, err := rawWrite(c.fd, c.out)
+	n, err := rawsys.Write(c.fd, c.out)
 	switch {
 	case n == len(c.out):
 		c.releaseOutLocked()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/rawsys"
 )
 
 // Sizes of the event loop.
@@ -236,7 +238,7 @@ func (p *poller) wait() int {
 	var n int
 	var err error
 	rerr := p.raw.Read(func(fd uintptr) bool {
-		n, err = rawEpollPoll(int(fd), p.events)
+		n, err = rawsys.EpollPoll(int(fd), p.events)
 		return n > 0 || (err != nil && !errors.Is(err, unix.EINTR))
 	})
 	if err != nil && !errors.Is(err, unix.EINTR) {
@@ -281,7 +283,7 @@ func (p *poller) open(c *pconn) {
 
 // read reads what the client sent and handles its complete frames.
 func (p *poller) read(c *pconn) {
-	n, err := rawRead(c.fd, p.rbuf)
+	n, err := rawsys.Read(c.fd, p.rbuf)
 	if n <= 0 {
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return

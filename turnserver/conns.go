@@ -326,8 +326,10 @@ func (c *clientConn) Close() error {
 		c.closed.Store(true)
 		c.timer.Stop()
 		c.authTimer.Stop()
-		err = c.Conn.Close()
+		// Untracked first, so that the counters have dropped it by the
+		// time the client sees the close.
 		c.s.untrackClient(c)
+		err = c.Conn.Close()
 	})
 	return err
 }

@@ -17,9 +17,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rtckit/rtckit/internal/rawsys"
 )
 
 // loopSupported tells whether this platform has the event-loop engine.
@@ -33,7 +34,7 @@ var loopProbe = sync.OnceValue(func() error {
 		return fmt.Errorf("epoll_create1: %w", err)
 	}
 	defer func() { _ = unix.Close(epfd) }()
-	if _, err := rawEpollWait(epfd, make([]unix.EpollEvent, 1), 0); err != nil {
+	if _, err := rawsys.EpollWait(epfd, make([]unix.EpollEvent, 1), 0); err != nil {
 		return fmt.Errorf("epoll_pwait2: %w", err)
 	}
 	return nil
@@ -261,7 +262,7 @@ func (el *eventLoop) write(lc *loopConn, op byte, payload []byte) bool {
 	el.frame = appendFrame(el.frame[:0], op, payload)
 	b := el.frame
 	for len(b) > 0 {
-		n, err := rawWrite(lc.fd, b)
+		n, err := rawsys.Write(lc.fd, b)
 		if errors.Is(err, unix.EAGAIN) {
 			lc.out = append(lc.out, b...)
 			el.watchOut(lc, true)
@@ -279,7 +280,7 @@ func (el *eventLoop) write(lc *loopConn, op byte, payload []byte) bool {
 // flush writes what lc's socket did not take before.
 func (el *eventLoop) flush(lc *loopConn) {
 	for len(lc.out) > 0 {
-		n, err := rawWrite(lc.fd, lc.out)
+		n, err := rawsys.Write(lc.fd, lc.out)
 		if errors.Is(err, unix.EAGAIN) {
 			return
 		}
@@ -300,132 +301,6 @@ func (el *eventLoop) watchOut(lc *loopConn, on bool) {
 		ev.Events |= unix.EPOLLOUT
 	}
 	_ = unix.EpollCtl(el.epfd, unix.EPOLL_CTL_MOD, lc.fd, &ev) // a closed socket is noticed on its next read
-}
-
-// poll waits up to d for events and handles them.
-func (el *eventLoop) poll(d time.Duration) {
-	n, err := rawEpollWait(el.epfd, el.events, d)
-	if err != nil {
-		if !errors.Is(err, unix.EINTR) {
-			el.r.log.Error("epoll_pwait2", "err", err)
-		}
-		return
-	}
-	for _, ev := range el.events[:n] {
-		lc := el.byFD[int(ev.Fd)]
-		if lc == nil || lc.dead {
-			continue
-		}
-		if ev.Events&unix.EPOLLOUT != 0 {
-			el.flush(lc)
-		}
-		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !lc.dead {
-			el.read(lc)
-		}
-	}
-}
-
-// read reads what lc's socket holds, with the kernel's receive time, and
-// handles the complete frames.
-func (el *eventLoop) read(lc *loopConn) {
-	n, oobn, err := rawRecvmsg(lc.fd, el.rbuf, el.oob)
-	switch {
-	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-		return
-	case err != nil:
-		el.lost(lc, err)
-		return
-	case n == 0:
-		el.lost(lc, errors.New("EOF"))
-		return
-	}
-	var arrived time.Time
-	if ns, ok := parseTimestampNS(el.oob[:oobn]); ok {
-		arrived = time.Unix(0, ns)
-	}
-	data := el.rbuf[:n]
-	if len(lc.in) > 0 {
-		lc.in = append(lc.in, data...)
-		data = lc.in
-	}
-	used, perr := el.frames(lc, data, arrived)
-	if perr != nil {
-		el.lost(lc, perr)
-		return
-	}
-	lc.in = append(lc.in[:0], data[used:]...)
-}
-
-// frames handles the complete server frames at the start of data and
-// returns how many bytes they took.
-func (el *eventLoop) frames(lc *loopConn, data []byte, arrived time.Time) (int, error) {
-	used := 0
-	for !lc.dead {
-		h0, payload, n, err := serverFrame(data[used:])
-		if err != nil || n == 0 {
-			return used, err
-		}
-		used += n
-		el.frame0(lc, h0, payload, arrived)
-	}
-	return used, nil
-}
-
-// frame0 handles one server frame whose first byte is h0.
-func (el *eventLoop) frame0(lc *loopConn, h0 byte, payload []byte, arrived time.Time) {
-	switch op := h0 & 0x0f; {
-	case op == opPing:
-		el.write(lc, opPong, payload)
-		return
-	case op == opClose:
-		if !lc.c.closing.Load() {
-			el.r.disconnects.Add(1)
-			el.r.log.Info("connection lost", "name", lc.c.name, "err", "closed by the hub")
-			lc.c.closing.Store(true)
-			el.write(lc, opClose, payload[:min(2, len(payload))])
-		}
-		lc.gotClose = true
-		el.closeConn(lc)
-		return
-	case op > opClose: // pong, reserved
-		return
-	}
-	msg := payload
-	if h0&0x80 == 0 || len(lc.msg) > 0 {
-		lc.msg = append(lc.msg, payload...)
-		if h0&0x80 == 0 {
-			return
-		}
-		msg = lc.msg
-	}
-	el.message(lc, msg, arrived)
-	lc.msg = lc.msg[:0]
-}
-
-// message handles one whole data message.
-func (el *eventLoop) message(lc *loopConn, data []byte, arrived time.Time) {
-	if code, ok := errorCode(data); ok {
-		el.r.serverError(code)
-		return
-	}
-	if !lc.receiver {
-		return
-	}
-	before := lc.p.delivered.Load()
-	lc.p.onOffer(el.r, data, arrived)
-	if lc.p.delivered.Load() != before {
-		el.topUp = append(el.topUp, lc.i)
-	}
-}
-
-// lost ends a connection that failed.
-func (el *eventLoop) lost(lc *loopConn, err error) {
-	if !lc.c.closing.Load() {
-		el.r.disconnects.Add(1)
-		el.r.log.Info("connection lost", "name", lc.c.name, "err", err)
-		lc.c.closing.Store(true)
-	}
-	el.closeConn(lc)
 }
 
 // closeConn closes lc's socket.
@@ -491,39 +366,4 @@ func (el *eventLoop) closeNow() {
 		el.closeConn(lc)
 	}
 	_ = unix.Close(el.epfd)
-}
-
-// rawEpollWait is epoll_pwait2(2) with a timeout to the nanosecond, made
-// without telling the Go scheduler: the loop's thread is its own and its
-// waits are short (loopMaxWait).
-func rawEpollWait(epfd int, events []unix.EpollEvent, d time.Duration) (int, error) {
-	ts := unix.NsecToTimespec(max(d, 0).Nanoseconds())
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0) //nolint:gosec // G103: both outlive the call.
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil //nolint:gosec // G115: an event count.
-}
-
-// rawWrite is write(2) on a non-blocking socket.
-func rawWrite(fd int, p []byte) (int, error) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))) //nolint:gosec // G103: p outlives the call.
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil //nolint:gosec // G115: a byte count.
-}
-
-// rawRecvmsg is recvmsg(2) on a non-blocking socket, into p with control
-// messages into oob.
-func rawRecvmsg(fd int, p, oob []byte) (n, oobn int, err error) {
-	iov := unix.Iovec{Base: &p[0]}
-	iov.SetLen(len(p))
-	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &oob[0]}
-	msg.SetControllen(len(oob))
-	r, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_DONTWAIT) //nolint:gosec // G103: msg outlives the call.
-	if errno != 0 {
-		return 0, 0, errno
-	}
-	return int(r), int(msg.Controllen), nil //nolint:gosec // G115: byte counts.
 }
