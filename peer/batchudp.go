@@ -107,6 +107,10 @@ type batchConn struct {
 	gso bool
 	// gsoCmsg caches the UDP_SEGMENT control message per segment size.
 	gsoCmsg map[int][]byte
+	// planMsgs and planBufs are plan's output, reused by the flusher from
+	// one system call to the next.
+	planMsgs []ipv4.Message
+	planBufs [][]byte
 
 	// Counts of segmented sends and coalesced reads, for tests.
 	gsoSends, groReads atomic.Uint64
@@ -399,12 +403,14 @@ func (b *batchConn) send(batch []ipv4.Message) error {
 // plan turns the head of batch into at most batchSize messages: runs of
 // datagrams of one size (the last may be shorter) to one address become
 // one segmented message when GSO is on. The messages share batch's
-// buffers.
+// buffers, and stay valid until the next call (only the flusher calls it).
 func (b *batchConn) plan(batch []ipv4.Message) []ipv4.Message {
 	if !b.gso {
 		return batch[:min(len(batch), batchSize)]
 	}
-	msgs := make([]ipv4.Message, 0, batchSize)
+	clear(b.planMsgs)
+	clear(b.planBufs)
+	msgs, slab := b.planMsgs[:0], b.planBufs[:0]
 	i := 0
 	for i < len(batch) && len(msgs) < batchSize {
 		first := batch[i]
@@ -424,10 +430,13 @@ func (b *batchConn) plan(batch []ipv4.Message) []ipv4.Message {
 		if j-i == 1 {
 			msgs = append(msgs, first)
 		} else {
-			bufs := make([][]byte, 0, j-i)
+			start := len(slab)
 			for _, m := range batch[i:j] {
-				bufs = append(bufs, m.Buffers[0])
+				slab = append(slab, m.Buffers[0])
 			}
+			// A full slice expression, so that a later run appended to
+			// the slab (reallocated or not) leaves this one as it is.
+			bufs := slab[start:len(slab):len(slab)]
 			cm := b.gsoCmsg[size]
 			if cm == nil {
 				cm = gsoControl(size)
@@ -438,6 +447,7 @@ func (b *batchConn) plan(batch []ipv4.Message) []ipv4.Message {
 		}
 		i = j
 	}
+	b.planMsgs, b.planBufs = msgs, slab
 	return msgs
 }
 
