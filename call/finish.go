@@ -12,6 +12,10 @@ import (
 // finishTimeout bounds the hang-up and the wait for transfers at the end.
 const finishTimeout = 3 * time.Second
 
+// endedCloseWait bounds the wait for the peer connection to close once
+// its SCTP association has already ended (see closePeerConnection).
+const endedCloseWait = 50 * time.Millisecond
+
 // finish hangs up, collects the statistics, evaluates the checks and
 // closes everything; it returns the report and the call's error.
 func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*Report, error) {
@@ -38,7 +42,7 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 		}
 	}
 	cancel()
-	closeErr := s.pc.Close()
+	closeErr := s.closePeerConnection()
 	s.media.close()
 	if closeErr != nil {
 		s.log.Debug("call: closing the peer connection", "err", closeErr)
@@ -71,6 +75,32 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 		rep.Error = err.Error()
 	}
 	return rep, err
+}
+
+// closePeerConnection closes the peer connection. When the SCTP
+// association has already ended (usually on the peer's ABORT as it hung
+// up), pion's Close still asks the association to send an ABORT of its
+// own and waits twice 200 ms for a writer that has already stopped
+// (pion/sctp's Association.Abort). The call then waits only
+// endedCloseWait: by then pion has stopped the transceivers, which it
+// does first, so the tracks end and recordings can be closed; the rest
+// (SCTP, DTLS, ICE, towards a peer that has gone) finishes in the
+// background, or with the process.
+func (s *session) closePeerConnection() error {
+	if !s.sctpEnded.Load() {
+		return s.pc.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.pc.Close() }()
+	t := time.NewTimer(endedCloseWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		s.log.Debug("call: the peer connection closes in the background (its SCTP association had ended)")
+		return nil
+	}
 }
 
 // report starts a report with what is known without statistics.

@@ -93,6 +93,7 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 // for them the hang-up message is the signal.
 func (s *session) watchPeerClose() {
 	s.pc.SCTP().OnClose(func(error) {
+		s.sctpEnded.Store(true)
 		if s.isConnected() {
 			s.endCall(EndPeerHungUp, nil)
 		}

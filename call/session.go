@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor/pkg/stats"
@@ -87,6 +88,9 @@ type session struct {
 	// connected is closed once ICE and DTLS are connected.
 	connected     chan struct{}
 	connectedOnce sync.Once
+	// sctpEnded is set when the SCTP association has ended before the
+	// call closes it: the peer aborted it, or it failed.
+	sctpEnded atomic.Bool
 
 	media *mediaSet
 	data  *dataSet
