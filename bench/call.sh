@@ -11,6 +11,8 @@
 #   file   a 256 MiB file over a data channel (docs/file-transfer.md,
 #          SHA-256 checked): rtckit --send to --receive, and the same format
 #          between the two tabs; MB/s at the sender and the receiver.
+#          With -pairs …,pion also two bare pion/webrtc processes (pion's
+#          defaults, 64 KiB messages, SHA-256 checked): the reference setup.
 # Runs alternate between the pairs. Prints JSON lines (a header with the
 # load average, one line per run, a median summary per test and pair) or,
 # with -markdown, two tables.
@@ -19,6 +21,7 @@
 #   bench/call.sh -markdown
 #   bench/call.sh -tests setup -runs 20 -markdown
 #   bench/call.sh -tests file -size 64MiB -pairs cli
+#   bench/call.sh -tests file -pairs cli,pion -markdown
 #
 # Environment:
 #   RUNS  runs per test and pair when no -runs flag is given (default 10).
@@ -32,7 +35,18 @@ say() { printf 'call bench: %s\n' "$*" >&2; }
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-[[ " $* " == *" -pairs cli "* || " $* " == *" -pairs=cli "* ]] || install_missing chromium
+# Chromium is needed unless -pairs names the pairs and leaves it out.
+needs_chromium=1
+args_seen=("$@")
+for i in "${!args_seen[@]}"; do
+  case "${args_seen[$i]}" in
+    -pairs=*) pairs=${args_seen[$i]#-pairs=} ;;
+    -pairs) pairs=${args_seen[$((i + 1))]:-} ;;
+    *) continue ;;
+  esac
+  [[ ",$pairs," == *",chromium,"* ]] || needs_chromium=0
+done
+((needs_chromium)) && install_missing chromium
 
 args=()
 [[ " $* " == *" -runs "* || " $* " == *" -runs="* ]] || args+=(-runs "${RUNS:-10}")

@@ -53,7 +53,7 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	}
 
 	var file string
-	if slices.Contains(opts.tests, testFile) && slices.Contains(opts.pairs, pairCLI) {
+	if slices.Contains(opts.tests, testFile) && (slices.Contains(opts.pairs, pairCLI) || slices.Contains(opts.pairs, pairPion)) {
 		if file, err = writeTestFile(opts.dir, opts.size); err != nil {
 			return err
 		}
@@ -65,6 +65,9 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	for _, test := range opts.tests {
 		for i := -opts.warmup; i < opts.runs; i++ {
 			for _, pair := range opts.pairs {
+				if !measured(test, pair) {
+					continue
+				}
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -77,6 +80,9 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 			}
 		}
 		for _, pair := range opts.pairs {
+			if !measured(test, pair) {
+				continue
+			}
 			rep.Summaries = append(rep.Summaries, summarize(test, pair, byKey[test+"/"+pair]))
 		}
 	}
@@ -86,6 +92,10 @@ func run(ctx context.Context, opts options, stdout io.Writer, log *slog.Logger) 
 	}
 	return writeJSONLines(stdout, rep)
 }
+
+// measured tells whether test is run with pair: the pion pair has only
+// the file test.
+func measured(test, pair string) bool { return pair != pairPion || test == testFile }
 
 // measurer runs one test of one pair.
 type measurer struct {
@@ -100,6 +110,9 @@ type measurer struct {
 // once measures run index (negative for warm-ups) of test with pair.
 func (m *measurer) once(ctx context.Context, test, pair string, index int) Run {
 	o := m.opts
+	if pair == pairPion {
+		return pionRun(ctx, index, m.file, o.size, o.loopback, o.timeout, runtime.NumCPU())
+	}
 	if pair == pairChromium {
 		if test == testSetup {
 			return m.chromium.setupRun(ctx, index, o.setupTimeout)

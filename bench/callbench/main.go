@@ -27,6 +27,14 @@
 // once, then times header sent → file-ack in the caller tab, and header →
 // ack sent (SHA-256 included) in the callee tab.
 //
+// Pion (-pairs …,pion, file test only): two bare pion/webrtc processes,
+// callbench itself run as each peer (pionpeer.go), with pion's defaults
+// (loopback candidates aside): the file in 64 KiB messages with the flow
+// control of pion's data-channels-flow-control example (1 MiB, resume at
+// 512 KiB), the SHA-256 checked by the receiver, the offer and the answer
+// carried by callbench without trickle. It is the setting of the reference
+// figures, measured in the same run.
+//
 // Runs alternate between the pairs, so that a disturbance of the machine
 // hits both. It prints one JSON object a line: a header (with the load
 // average before and after), every run, then a summary (median, minimum,
@@ -128,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.rtckit, "rtckit", "", "the rtckit binary: runs the hub, and the calls of the cli pair (required)")
 	tests := fs.String("tests", testSetup+","+testFile, "tests to run: setup, file")
-	pairs := fs.String("pairs", pairCLI+","+pairChromium, "peer pairs to measure: cli (rtckit ↔ rtckit), chromium (two tabs)")
+	pairs := fs.String("pairs", pairCLI+","+pairChromium, "peer pairs to measure: cli (rtckit ↔ rtckit), chromium (two tabs), pion (two bare pion processes, file test only)")
 	fs.IntVar(&o.runs, "runs", defaultRuns, "measured runs per test and pair")
 	fs.IntVar(&o.warmup, "warmup", 1, "unreported runs before each test, per pair")
 	size := fs.String("size", "256MiB", "file size of the file test (KiB, MiB, GiB suffixes; a multiple of 4, at most 512MiB)")
@@ -161,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.tests, err = list("tests", *tests, []string{testSetup, testFile}); err != nil {
 		return o, err
 	}
-	if o.pairs, err = list("pairs", *pairs, []string{pairCLI, pairChromium}); err != nil {
+	if o.pairs, err = list("pairs", *pairs, []string{pairCLI, pairChromium, pairPion}); err != nil {
 		return o, err
 	}
 	if o.size, err = parseSize(*size); err != nil {
@@ -182,6 +190,13 @@ func defaultDir() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == pionSendCommand || os.Args[1] == pionReceiveCommand) {
+		if err := runPionPeer(os.Args[1], os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "callbench:", os.Args[1]+":", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -20,6 +20,8 @@ const (
 
 	pairCLI      = "cli"
 	pairChromium = "chromium"
+	// pairPion is bare pion ↔ pion (pionpeer.go), file test only.
+	pairPion = "pion"
 )
 
 // Metric names. Setup times are milliseconds since the caller sent its
@@ -210,6 +212,8 @@ func pairLabel(p string) string {
 		return "rtckit ↔ rtckit"
 	case pairChromium:
 		return "Chromium ↔ Chromium"
+	case pairPion:
+		return "pion ↔ pion (defaults, 64 KiB messages)"
 	}
 	return p
 }
@@ -267,7 +271,7 @@ func writeMarkdown(w io.Writer, rep Report) error {
 				cpuText(s), fmtStat(s.stat(mCPUMBps), s.Runs, 1, ""))
 		}
 		b.WriteString("\nMB/s is 10^6 bytes per second: median (min–max). CPU time is user + system time, median: " +
-			"the rtckit sender's + receiver's process, or all of Chromium's processes during the transfer; CPU-bound MB/s is " +
+			"the sender's + receiver's process, or all of Chromium's processes during the transfer; CPU-bound MB/s is " +
 			"size / (CPU time / CPUs), the rate the machine would sustain for the pair alone if CPU were the only limit.\n")
 	}
 	_, err := io.WriteString(w, b.String())
