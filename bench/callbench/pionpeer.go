@@ -17,7 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// The pion pair is the reference the figures came from: two
+// The pion pair is the reference setting of docs/benchmarks.md: two
 // processes of bare pion/webrtc with pion's defaults (loopback candidates
 // aside), one data channel, the file in 64 KiB messages with the flow
 // control of pion's data-channels-flow-control example, the SHA-256
