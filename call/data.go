@@ -35,12 +35,15 @@ type dataSet struct {
 	files   []FileReport
 	control *webrtc.DataChannel
 	chatDC  *webrtc.DataChannel
-	// transfers counts running transfers, inbound and outbound.
+	// transfers counts running incoming transfers; sends is the
+	// goroutine that sends the --send files one after another.
 	transfers sync.WaitGroup
-	sendsDone chan struct{}
+	sends     sync.WaitGroup
+	// ending is set when the call starts to end: no new transfer starts.
+	ending bool
 }
 
-func newDataSet(s *session) *dataSet { return &dataSet{s: s, sendsDone: make(chan struct{})} }
+func newDataSet(s *session) *dataSet { return &dataSet{s: s} }
 
 // hasChannels tells whether open created any data channel.
 func (d *dataSet) hasChannels() bool {
@@ -219,7 +222,7 @@ func (d *dataSet) startChat(ctx context.Context, dc *webrtc.DataChannel) {
 }
 
 // connected starts the outgoing transfers, one after another; with no
-// --duration and no media wanted back, the call ends when they are done.
+// --duration, the call ends when they are done.
 func (d *dataSet) connected(ctx context.Context) {
 	s := d.s
 	if s.opts.Chat && !s.setup.Caller {
@@ -239,9 +242,10 @@ func (d *dataSet) connected(ctx context.Context) {
 	if len(s.opts.SendFiles) == 0 {
 		return
 	}
+	d.sends.Add(1)
 	go func() {
-		defer close(d.sendsDone)
-		for _, path := range s.opts.SendFiles {
+		defer d.sends.Done()
+		for i, path := range s.opts.SendFiles {
 			res, err := transfer.Send(ctx, s.pc, path, transfer.SendOptions{Logger: s.log, Progress: d.progress(path)})
 			fr := FileReport{Direction: "out", Name: res.Name, Path: path, Size: res.Size, SHA256: res.SHA256, OK: res.OK && err == nil}
 			if res.Throughput > 0 {
@@ -255,6 +259,10 @@ func (d *dataSet) connected(ctx context.Context) {
 			}
 			d.addFile(fr)
 			if ctx.Err() != nil {
+				for _, rest := range s.opts.SendFiles[i+1:] {
+					d.addFile(FileReport{Direction: "out", Name: filepath.Base(rest), Path: rest,
+						Error: "the call ended before the transfer started"})
+				}
 				return
 			}
 		}
@@ -286,7 +294,14 @@ func (d *dataSet) progress(path string) func(sent, size int64) {
 // receive accepts one incoming file transfer into ReceiveDir.
 func (d *dataSet) receive(dc *webrtc.DataChannel) {
 	s := d.s
-	d.transfers.Add(1)
+	d.mu.Lock()
+	if d.ending {
+		d.mu.Unlock()
+		_ = dc.Close()
+		return
+	}
+	d.transfers.Add(1) // under mu, so never after end's waits began
+	d.mu.Unlock()
 	r := &transfer.Receiver{Dir: s.opts.ReceiveDir, Logger: s.log, Done: func(res transfer.Received, err error) {
 		defer d.transfers.Done()
 		fr := FileReport{Direction: "in", Name: res.Name, Path: res.Path, Size: res.Size, SHA256: res.SHA256, OK: res.OK && err == nil}
@@ -310,16 +325,44 @@ func (d *dataSet) addFile(fr FileReport) {
 	d.files = append(d.files, fr)
 }
 
+// end refuses transfers that start from now on: the call is ending.
+func (d *dataSet) end() {
+	d.mu.Lock()
+	d.ending = true
+	d.mu.Unlock()
+}
+
 // waitTransfers waits (bounded) for incoming transfers to finish.
 func (d *dataSet) waitTransfers(timeout time.Duration) {
+	waitBounded(timeout, d.transfers.Wait)
+}
+
+// settle waits (bounded) until every transfer, both ways, has reported:
+// after the call's context ends, outgoing ones give up and incoming ones
+// abort and remove their temporary files.
+func (d *dataSet) settle(timeout time.Duration) {
+	if !waitBounded(timeout, d.sends.Wait, d.transfers.Wait) {
+		d.s.log.Debug("call: file transfers still running at the end of the call")
+	}
+}
+
+// waitBounded runs waits one after another and tells whether they all
+// returned within timeout.
+func waitBounded(timeout time.Duration, waits ...func()) bool {
 	done := make(chan struct{})
 	go func() {
-		d.transfers.Wait()
+		for _, wait := range waits {
+			wait()
+		}
 		close(done)
 	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case <-done:
-	case <-time.After(timeout):
+		return true
+	case <-t.C:
+		return false
 	}
 }
 

@@ -20,10 +20,16 @@ const endedCloseWait = 50 * time.Millisecond
 // closes everything; it returns the report and the call's error.
 func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*Report, error) {
 	s.tl.mark(PhaseHangUp)
+	// The call's connected time ends here, not after the hang-up's work.
+	connected := s.connectedFor()
+	s.data.end()
 	if reason == EndPeerHungUp {
 		s.log.Info("call: the peer hung up")
 	}
-	if s.opts.ReceiveDir != "" {
+	if s.opts.ReceiveDir != "" && reason != EndInterrupted {
+		// A file still arriving gets a moment to finish (the peer's bye
+		// travels on another SCTP stream and may overtake its last
+		// chunks); an interrupted call does not wait.
 		s.data.waitTransfers(finishTimeout)
 	}
 	stats := s.pc.GetStats()
@@ -47,9 +53,13 @@ func (s *session) finish(reason string, err error, cancel context.CancelFunc) (*
 	if closeErr != nil {
 		s.log.Debug("call: closing the peer connection", "err", closeErr)
 	}
-	rep := s.report(reason, err)
+	// Transfers cut short by the end of the call report their failure
+	// (and an incoming one removes its temporary file) once the call's
+	// context is done and its channels closed.
+	s.data.settle(finishTimeout)
+	rep := s.report(reason, err, connected)
 	rep.Path = path
-	rep.Tracks = s.media.reports(stats, sent, s.connectedFor())
+	rep.Tracks = s.media.reports(stats, sent, connected)
 	rep.Files = s.data.fileReports()
 	if err == nil && !s.isConnected() {
 		switch reason {
@@ -103,8 +113,9 @@ func (s *session) closePeerConnection() error {
 	}
 }
 
-// report starts a report with what is known without statistics.
-func (s *session) report(reason string, err error) *Report {
+// report starts a report with what is known without statistics;
+// connected is how long the call was connected.
+func (s *session) report(reason string, err error, connected time.Duration) *Report {
 	rep := &Report{
 		Schema: ReportSchema, Mode: s.setup.Mode, Role: "answerer", Self: s.setup.Self, Peer: s.setup.Peer,
 		EndReason: reason, Phases: s.tl.phases(), ICERestarts: s.restarts, Tracks: []TrackReport{},
@@ -115,8 +126,8 @@ func (s *session) report(reason string, err error) *Report {
 	if err != nil {
 		rep.Error = err.Error()
 	}
-	if d := s.connectedFor(); d > 0 {
-		rep.ConnectedMS = ms(d)
+	if connected > 0 {
+		rep.ConnectedMS = ms(connected)
 	}
 	offer, okOffer := s.tl.get(PhaseOffer)
 	end, okEnd := s.tl.get(PhaseFirstRTP)

@@ -22,12 +22,22 @@ func (s *session) offer(ctx context.Context, restart bool) error {
 	}
 	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
 	if err != nil {
-		return fmt.Errorf("%w: creating the offer: %v", ErrSetup, err)
+		return fmt.Errorf("%w: creating the offer: %v", s.negotiationFailure(), err)
 	}
 	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return fmt.Errorf("%w: applying our offer: %v", ErrSetup, err)
+		return fmt.Errorf("%w: applying our offer: %v", s.negotiationFailure(), err)
 	}
 	return s.sendLocalDescription(ctx, PhaseOffer)
+}
+
+// negotiationFailure classes a failed negotiation: ErrSetup before the
+// call connected; ErrDropped for a renegotiation or an ICE restart of a
+// call that had connected.
+func (s *session) negotiationFailure() error {
+	if s.isConnected() {
+		return ErrDropped
+	}
+	return ErrSetup
 }
 
 // sendLocalDescription sends the local description, after gathering
@@ -45,10 +55,10 @@ func (s *session) sendLocalDescription(ctx context.Context, phase string) error 
 	}
 	desc := s.pc.LocalDescription()
 	if desc == nil {
-		return fmt.Errorf("%w: no local description", ErrSetup)
+		return fmt.Errorf("%w: no local description", s.negotiationFailure())
 	}
 	if err := s.sig.Send(ctx, Signal{Description: desc}); err != nil {
-		return fmt.Errorf("%w: sending the %s: %v", ErrSetup, desc.Type, err)
+		return fmt.Errorf("%w: sending the %s: %v", s.negotiationFailure(), desc.Type, err)
 	}
 	s.tl.mark(phase)
 	return nil
@@ -117,7 +127,7 @@ func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescrip
 			// is as foreign as one that does not decode.
 			return fmt.Errorf("%w: its %s is not acceptable: %v", ErrBadToken, d.Type, err)
 		}
-		return fmt.Errorf("%w: the peer's %s is not acceptable: %v", ErrSetup, d.Type, err)
+		return fmt.Errorf("%w: the peer's %s is not acceptable: %v", s.negotiationFailure(), d.Type, err)
 	}
 	s.remoteSet = true
 	for _, c := range s.pending {
@@ -141,10 +151,10 @@ func (s *session) handleDescription(ctx context.Context, d webrtc.SessionDescrip
 		if !s.sig.Trickle() {
 			return fmt.Errorf("%w: no answer to its offer: %v", ErrBadToken, err)
 		}
-		return fmt.Errorf("%w: creating the answer: %v", ErrSetup, err)
+		return fmt.Errorf("%w: creating the answer: %v", s.negotiationFailure(), err)
 	}
 	if err := s.pc.SetLocalDescription(answer); err != nil {
-		return fmt.Errorf("%w: applying our answer: %v", ErrSetup, err)
+		return fmt.Errorf("%w: applying our answer: %v", s.negotiationFailure(), err)
 	}
 	return s.sendLocalDescription(ctx, PhaseAnswer)
 }

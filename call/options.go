@@ -47,8 +47,7 @@ type Options struct {
 	// ReceiveDir accepts files from the peer into this directory.
 	ReceiveDir string
 	// Duration ends the call after this long once connected; zero means
-	// until hang-up, SIGINT or (with SendFiles and no media wanted) the end
-	// of the transfers.
+	// until hang-up, SIGINT or (with SendFiles) the end of the transfers.
 	Duration time.Duration
 	// SetupTimeout bounds offer → connected; zero is DefaultSetupTimeout.
 	SetupTimeout time.Duration

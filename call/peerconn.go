@@ -92,9 +92,15 @@ func (s *session) newPeerConnection(iceServers []webrtc.ICEServer) error {
 // its hang-up through the hub. Calls without data channels have no SCTP:
 // for them the hang-up message is the signal.
 func (s *session) watchPeerClose() {
-	s.pc.SCTP().OnClose(func(error) {
+	s.pc.SCTP().OnClose(func(err error) {
 		s.sctpEnded.Store(true)
-		if s.isConnected() {
+		switch {
+		case !s.isConnected():
+		case err != nil:
+			// pion reports the peer's ABORT and a closed DTLS connection
+			// as a clean end; an error is a failure of the association.
+			s.endCall(EndFailed, fmt.Errorf("%w: the data channels' SCTP association failed: %v", ErrDropped, err))
+		default:
 			s.endCall(EndPeerHungUp, nil)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	rtpstats "github.com/pion/interceptor/pkg/stats"
@@ -18,9 +19,12 @@ import (
 // inTrack is one received track.
 type inTrack struct {
 	track *webrtc.TrackRemote
-	recv  *media.Receiver // nil when echoing
-	err   error
-	done  chan struct{}
+	// recv is set once its receiver is made, after the track is listed
+	// (nil when echoing): the status line and the hang-up may read it
+	// meanwhile.
+	recv atomic.Pointer[media.Receiver]
+	err  error
+	done chan struct{}
 }
 
 // receive starts reading a remote track: counting, verifying, recording
@@ -66,7 +70,7 @@ func (m *mediaSet) receive(track *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 		s.endCall(EndFailed, err)
 		return
 	}
-	it.recv = recv
+	it.recv.Store(recv)
 	go func() {
 		defer m.wg.Done()
 		defer close(it.done)
@@ -176,10 +180,11 @@ func (m *mediaSet) goodbyeReceiving() []rtcp.Packet {
 	for _, it := range ins {
 		ssrc := uint32(it.track.SSRC())
 		received[ssrc] = true
-		if it.recv == nil || len(rr.Reports) == maxReportBlocks {
+		recv := it.recv.Load()
+		if recv == nil || len(rr.Reports) == maxReportBlocks {
 			continue // the BYE matters, not a report on every source
 		}
-		st := it.recv.Stats()
+		st := recv.Stats()
 		report := rtcp.ReceptionReport{SSRC: ssrc, LastSequenceNumber: st.HighestSeq}
 		if lost := max(st.Lost, 0); lost > 0 {
 			report.TotalLost = uint32(min(lost, 1<<23-1)) // 24 bits, signed
@@ -225,7 +230,7 @@ func (m *mediaSet) watchKeyframe(it *inTrack) {
 		case <-it.done:
 			return
 		case <-t.C:
-			if st := it.recv.Stats(); !st.FirstKeyframe.IsZero() {
+			if st := it.recv.Load().Stats(); !st.FirstKeyframe.IsZero() {
 				m.s.tl.markAt(PhaseFirstKeyframe, st.FirstKeyframe)
 				return
 			}
@@ -376,8 +381,8 @@ func (m *mediaSet) reports(stats webrtc.StatsReport, sent map[uint32]*rtpstats.S
 			r.JitterMS = in.Jitter * 1000
 			r.NACKs, r.PLIs = in.NACKCount, in.PLICount
 		}
-		if it.recv != nil {
-			st := it.recv.Stats()
+		if recv := it.recv.Load(); recv != nil {
+			st := recv.Stats()
 			r.Packets, r.Bytes, r.Lost = st.Packets, st.Bytes, max(r.Lost, st.Lost)
 			r.Frames, r.Keyframes = st.Frames, st.Keyframes
 			if st.Verify != nil {
@@ -463,10 +468,11 @@ func (m *mediaSet) statusLine(connected time.Duration) string {
 	defer m.mu.Unlock()
 	parts := []string{fmt.Sprintf("connected %s", connected.Round(time.Second))}
 	for _, it := range m.in {
-		if it.recv == nil {
+		recv := it.recv.Load()
+		if recv == nil {
 			continue
 		}
-		st := it.recv.Stats()
+		st := recv.Stats()
 		p := fmt.Sprintf("↓%s %d pkts", st.Kind, st.Packets)
 		if st.Kind == "video" {
 			p += fmt.Sprintf(" %d frames", st.Frames)

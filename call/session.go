@@ -116,7 +116,7 @@ func Run(ctx context.Context, opts Options, setup Setup, sig Signaler, stdio IO)
 	if err := s.newPeerConnection(setup.ICEServers); err != nil {
 		s.setup, s.sig = setup, sig
 		sig.Close()
-		return s.report(EndFailed, err), err
+		return s.report(EndFailed, err, 0), err
 	}
 	return s.run(ctx, setup, sig)
 }
@@ -202,7 +202,8 @@ func (s *session) run(ctx context.Context, setup Setup, sig Signaler) (*Report, 
 	s.pc.OnICECandidate(s.localCandidate)
 	if err := s.prepare(callCtx); err != nil {
 		_ = s.pc.Close()
-		return s.report(EndFailed, err), err
+		s.media.close() // the sources opened so far, a capture started
+		return s.report(EndFailed, err, 0), err
 	}
 	go s.runStatus(callCtx)
 	reason, err := s.loop(ctx, callCtx)

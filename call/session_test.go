@@ -145,6 +145,62 @@ func TestCallInProcessData(t *testing.T) {
 	}
 }
 
+// TestTransfersCutShort: a call that ends (--duration) while a file is on
+// its way reports that transfer, and the file it never started, as
+// failed on the sending side; the receiving side reports its transfer
+// failed and leaves nothing in its directory.
+func TestTransfersCutShort(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	big, small := filepath.Join(src, "big.bin"), filepath.Join(src, "small.txt")
+	// Far more than a transfer moves in the call's 200 ms.
+	if err := os.WriteFile(big, bytes.Repeat([]byte{7}, 64<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(small, []byte("later"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	caller := loopbackOptions()
+	caller.SendFiles = []string{big, small}
+	caller.Duration = 200 * time.Millisecond
+	caller.Media.NoVideo, caller.Media.NoAudio = true, true
+	answerer := loopbackOptions()
+	answerer.ReceiveDir = dst
+	answerer.Media.NoVideo, answerer.Media.NoAudio = true, true
+	crep, arep, cerr, aerr := runPair(t, caller, answerer)
+	if !errors.Is(cerr, ErrCheckFailed) || crep.EndReason != EndDuration || crep.OK {
+		t.Errorf("caller: %v, end %q, ok %v; want a failed check after the duration", cerr, crep.EndReason, crep.OK)
+	}
+	if len(crep.Files) != 2 {
+		t.Fatalf("caller's files %+v, want both", crep.Files)
+	}
+	if f := crep.Files[0]; f.Path != big || f.OK || !strings.Contains(f.Error, "before the transfer completed") {
+		t.Errorf("the file cut short: %+v", f)
+	}
+	if f := crep.Files[1]; f.Path != small || f.OK || !strings.Contains(f.Error, "before the transfer started") {
+		t.Errorf("the file not started: %+v", f)
+	}
+	if !errors.Is(aerr, ErrCheckFailed) || len(arep.Files) != 1 || arep.Files[0].OK {
+		t.Errorf("answerer: %v, files %+v; want one failed transfer", aerr, arep.Files)
+	}
+	if names := dirEntries(t, dst); len(names) != 0 {
+		t.Errorf("the receive directory holds %v after a transfer cut short", names)
+	}
+}
+
+// dirEntries lists dir's names.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // TestCallEcho: the answerer sends back what it receives, so the caller
 // receives its own clip, and every frame verifies.
 func TestCallEcho(t *testing.T) {

@@ -138,16 +138,28 @@ func (m *mediaSet) addLocal(context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, src := range []media.Source{video, audio} {
+	srcs := []media.Source{video, audio}
+	// closeFrom closes the sources not handed to the set (which closes
+	// its own), when adding one fails.
+	closeFrom := func(i int) {
+		for _, src := range srcs[i:] {
+			if src != nil {
+				_ = src.Close()
+			}
+		}
+	}
+	for i, src := range srcs {
 		if src == nil {
 			continue
 		}
 		track, err := webrtc.NewTrackLocalStaticSample(src.Codec(), src.Kind().String(), "rtckit")
 		if err != nil {
+			closeFrom(i)
 			return err
 		}
 		sender, err := s.pc.AddTrack(track)
 		if err != nil {
+			closeFrom(i)
 			return fmt.Errorf("%w: adding the %s track: %v", ErrSetup, src.Kind(), err)
 		}
 		t := &outTrack{src: src, track: track, sender: sender}

@@ -68,8 +68,8 @@ Assertions (--expect-path, --max-setup, --max-loss, --min-bitrate,
     --ice-policy relay --turn turn:u:p@turn.example.net --verify \
     --expect-path relay --max-loss 1 --min-frames 200
 
-  # Send a file to a browser user and record what they send
-  rtckit call --hub ws://localhost:8080/ws --as me --to alice --send report.pdf --record rec/
+  # Send a file to a browser user and record what they send for a minute
+  rtckit call --hub ws://localhost:8080/ws --as me --to alice --send report.pdf --record rec/ --duration 1m
 
   # Without a server: one side prints a token, the other answers with one
   rtckit call --offer --chat          # paste the answer token when asked

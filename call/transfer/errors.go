@@ -35,6 +35,10 @@ var (
 	// SendOptions.AckTimeout after the last message.
 	ErrAckTimeout = errors.New("no file-ack from the peer in time")
 
+	// ErrStalled means the queued data did not drain for
+	// SendOptions.StallTimeout during the transfer.
+	ErrStalled = errors.New("transfer stalled")
+
 	// ErrNotRegular means the path given to Send is not a regular file.
 	ErrNotRegular = errors.New("not a regular file")
 )

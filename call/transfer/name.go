@@ -99,14 +99,19 @@ func numberedName(name string, n int) string {
 
 // placeFile moves the finished temporary file tmp into dir under name, or
 // name with the first free " (n)" suffix, never replacing an existing file,
-// and returns the final path. tmp is gone afterwards unless an error is
-// returned.
+// and returns the final path. On success tmp is gone; on error nothing was
+// placed and tmp is still there.
 func placeFile(tmp, dir, name string) (string, error) {
 	for n := range maxUniqueTries {
 		dst := filepath.Join(dir, numberedName(name, n))
 		err := os.Link(tmp, dst)
 		if err == nil {
-			return dst, os.Remove(tmp)
+			if err := os.Remove(tmp); err != nil {
+				// Not placed after all: a file in dir means a transfer
+				// reported as done.
+				return "", errors.Join(err, os.Remove(dst))
+			}
+			return dst, nil
 		}
 		if errors.Is(err, fs.ErrExist) {
 			continue

@@ -246,3 +246,26 @@ func TestSendAckTimeoutAndClose(t *testing.T) {
 		t.Errorf("SendOn to a closing peer = %v, want ErrClosed", err)
 	}
 }
+
+func TestSendStalled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	p := pcpair.New(t, peer.APIConfig{})
+	// A peer that stops reading after the header: its SCTP receive window
+	// fills and stays full while the connection is up.
+	release := make(chan struct{})
+	defer close(release)
+	p.Handle(func(dc *webrtc.DataChannel) {
+		dc.OnMessage(func(webrtc.DataChannelMessage) { <-release })
+	})
+	dc, err := p.A.CreateDataChannel(Label, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{7}, 8<<20)
+	_, err = SendOn(ctx, dc, Header{Name: "a", Size: int64(len(data)), SHA256: sha(data)}, bytes.NewReader(data),
+		SendOptions{HighWater: 256 << 10, StallTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrStalled) {
+		t.Errorf("SendOn to a peer that stopped reading = %v, want ErrStalled", err)
+	}
+}

@@ -34,6 +34,10 @@ const (
 	// DefaultAckTimeout bounds the wait for the file-ack after the last
 	// message was queued, including the time to drain the queue.
 	DefaultAckTimeout = 30 * time.Second
+	// DefaultStallTimeout bounds a wait for the queue to drain during the
+	// transfer: the peer's SCTP stack stopped taking data while the
+	// connection stays up.
+	DefaultStallTimeout = 30 * time.Second
 )
 
 // SendOptions tunes Send. The zero value is ready to use.
@@ -49,9 +53,10 @@ type SendOptions struct {
 	// HighWater is replaced by the smaller of DefaultLowWater and a quarter
 	// of HighWater.
 	HighWater, LowWater uint64
-	// OpenTimeout and AckTimeout replace DefaultOpenTimeout and
-	// DefaultAckTimeout when positive.
-	OpenTimeout, AckTimeout time.Duration
+	// OpenTimeout, AckTimeout and StallTimeout replace
+	// DefaultOpenTimeout, DefaultAckTimeout and DefaultStallTimeout when
+	// positive.
+	OpenTimeout, AckTimeout, StallTimeout time.Duration
 	// Progress, if set, is called after each chunk is queued with the bytes
 	// queued so far and the file's size, and once with (0, 0) for an
 	// empty file.
@@ -87,7 +92,7 @@ type Result struct {
 // (the header carries it) and once while sending, never held in memory. If
 // pc has no SCTP transport yet, the caller must renegotiate when pc asks
 // (OnNegotiationNeeded). The error wraps ErrRejected (with ErrTooLarge or
-// ErrHashMismatch when the peer said so), ErrClosed, ErrAckTimeout,
+// ErrHashMismatch when the peer said so), ErrClosed, ErrAckTimeout, ErrStalled,
 // ErrNotRegular or ctx's error; Result is filled as far as the transfer got.
 func Send(ctx context.Context, pc *webrtc.PeerConnection, path string, opts SendOptions) (Result, error) {
 	f, err := os.Open(path) //nolint:gosec // G304: sending a file the user named is the point.

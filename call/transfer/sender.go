@@ -83,6 +83,9 @@ func newSender(dc *webrtc.DataChannel, opts SendOptions) *sender {
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = DefaultAckTimeout
 	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -171,11 +174,21 @@ func (s *sender) send(ctx context.Context, h Header, r io.Reader) (Ack, error) {
 }
 
 // drain waits while more than HighWater bytes are queued. It returns
-// done with the ack if the peer answered early (a rejection).
+// done with the ack if the peer answered early (a rejection), and fails
+// when the queue does not drain below LowWater within StallTimeout (the
+// peer stopped reading while the connection stays up).
 func (s *sender) drain(ctx context.Context) (Ack, bool, error) {
+	var stall <-chan time.Time
 	for s.dc.BufferedAmount() > s.opts.HighWater {
+		if stall == nil {
+			t := time.NewTimer(s.opts.StallTimeout)
+			defer t.Stop()
+			stall = t.C
+		}
 		select {
 		case <-s.low:
+		case <-stall:
+			return Ack{}, true, fmt.Errorf("%w: %d bytes queued and none sent for %v", ErrStalled, s.dc.BufferedAmount(), s.opts.StallTimeout)
 		case ack := <-s.acks:
 			return ack, true, nil
 		case <-s.closed:
