@@ -57,6 +57,10 @@ func verdict(ack Ack, sum string) error {
 	}
 }
 
+// readBlock is how much of the file one read takes: 64 chunks, one system
+// call where a chunk at a time took 64.
+const readBlock = 64 * ChunkSize
+
 // sender holds the events of one outgoing channel.
 type sender struct {
 	dc   *webrtc.DataChannel
@@ -142,26 +146,31 @@ func (s *sender) send(ctx context.Context, h Header, r io.Reader) (Ack, error) {
 	if err := s.dc.SendText(string(hdr)); err != nil {
 		return Ack{}, s.sendErr(err)
 	}
-	buf := make([]byte, ChunkSize)
+	// The file is read a block at a time and sent a chunk at a time: pion
+	// copies what it is given, so the block is reused.
+	block := make([]byte, min(int64(readBlock), max(h.Size, 1)))
 	var sent int64
 	for sent < h.Size {
-		n, err := io.ReadFull(r, buf[:min(int64(ChunkSize), h.Size-sent)])
+		n, err := io.ReadFull(r, block[:min(int64(len(block)), h.Size-sent)])
 		if err != nil {
 			return Ack{}, fmt.Errorf("reading the file after %d bytes: %w", sent, err)
 		}
-		if ack, done, err := s.drain(ctx); err != nil {
-			return Ack{}, err
-		} else if done && ack.OK {
-			return Ack{}, fmt.Errorf("%w: file-ack with ok before eof", ErrProtocol)
-		} else if done {
-			return ack, nil // the peer rejected the file early
-		}
-		if err := s.dc.Send(buf[:n]); err != nil {
-			return Ack{}, s.sendErr(err)
-		}
-		sent += int64(n)
-		if s.opts.Progress != nil {
-			s.opts.Progress(sent, h.Size)
+		for off := 0; off < n; off += ChunkSize {
+			if ack, done, err := s.drain(ctx); err != nil {
+				return Ack{}, err
+			} else if done && ack.OK {
+				return Ack{}, fmt.Errorf("%w: file-ack with ok before eof", ErrProtocol)
+			} else if done {
+				return ack, nil // the peer rejected the file early
+			}
+			chunk := block[off:min(off+ChunkSize, n)]
+			if err := s.dc.Send(chunk); err != nil {
+				return Ack{}, s.sendErr(err)
+			}
+			sent += int64(len(chunk))
+			if s.opts.Progress != nil {
+				s.opts.Progress(sent, h.Size)
+			}
 		}
 	}
 	if h.Size == 0 && s.opts.Progress != nil {
