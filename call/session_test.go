@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -182,23 +183,9 @@ func TestTransfersCutShort(t *testing.T) {
 	if !errors.Is(aerr, ErrCheckFailed) || len(arep.Files) != 1 || arep.Files[0].OK {
 		t.Errorf("answerer: %v, files %+v; want one failed transfer", aerr, arep.Files)
 	}
-	if names := dirEntries(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("the receive directory holds %v after a transfer cut short", names)
 	}
-}
-
-// dirEntries lists dir's names.
-func dirEntries(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // TestCallEcho: the answerer sends back what it receives, so the caller

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/internal/pcpair"
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/peer"
 )
 
@@ -143,7 +144,7 @@ func TestReceiveRejects(t *testing.T) {
 				t.Errorf("second file-ack %+v", a)
 			default:
 			}
-			if names := dirNames(t, dst); len(names) != 0 {
+			if names := testenv.DirNames(t, dst); len(names) != 0 {
 				t.Errorf("receive dir holds %v", names)
 			}
 		})
@@ -168,7 +169,7 @@ func TestReceiveChannelClosed(t *testing.T) {
 			break
 		}
 	}
-	if names := dirNames(t, dst); len(names) != 1 || !strings.HasPrefix(names[0], ".rtckit-receive-") {
+	if names := testenv.DirNames(t, dst); len(names) != 1 || !strings.HasPrefix(names[0], ".rtckit-receive-") {
 		t.Errorf("during the transfer the dir holds %v, want one hidden temporary file", names)
 	}
 	_ = s.dc.Close()
@@ -176,7 +177,7 @@ func TestReceiveChannelClosed(t *testing.T) {
 	if !errors.Is(o.err, ErrClosed) || o.res.Size != ChunkSize {
 		t.Errorf("received %+v, %v; want ErrClosed after %d bytes", o.res, o.err, ChunkSize)
 	}
-	if names := dirNames(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("receive dir holds %v after the channel closed", names)
 	}
 }
@@ -208,7 +209,7 @@ func TestReceiveCancelled(t *testing.T) {
 	if o := waitOutcome(t, out); !errors.Is(o.err, context.Canceled) {
 		t.Errorf("received %+v, %v; want context.Canceled", o.res, o.err)
 	}
-	if names := dirNames(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("receive dir holds %v after cancellation", names)
 	}
 }

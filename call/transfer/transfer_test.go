@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/rtckit/rtckit/internal/pcpair"
+	"github.com/rtckit/rtckit/internal/testenv"
 	"github.com/rtckit/rtckit/peer"
 	"go.uber.org/goleak"
 )
@@ -68,20 +69,6 @@ func writeRandom(t testing.TB, dir, name string, size int) []byte {
 	return data
 }
 
-// dirNames lists dir.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // sha returns the lowercase hex SHA-256 of data.
 func sha(data []byte) string {
 	s := sha256.Sum256(data)
@@ -131,7 +118,7 @@ func TestSendReceive(t *testing.T) {
 			if len(rxProgress) == 0 || rxProgress[len(rxProgress)-1] != int64(size) {
 				t.Errorf("receiver progress %v", rxProgress)
 			}
-			if names := dirNames(t, dst); len(names) != 1 {
+			if names := testenv.DirNames(t, dst); len(names) != 1 {
 				t.Errorf("receive dir holds %v, want just the file", names)
 			}
 		})
@@ -154,7 +141,7 @@ func TestReceiveUniqueNames(t *testing.T) {
 		}
 	}
 	want := []string{"a (1).txt", "a (2).txt", "a.txt", "file"}
-	if got := dirNames(t, dst); strings.Join(got, "|") != strings.Join(want, "|") {
+	if got := testenv.DirNames(t, dst); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("receive dir holds %q, want %q", got, want)
 	}
 }
@@ -182,7 +169,7 @@ func TestTamperedTransfer(t *testing.T) {
 	if !errors.Is(o.err, ErrHashMismatch) || o.res.OK || o.res.Path != "" {
 		t.Errorf("received %+v, %v; want ErrHashMismatch", o.res, o.err)
 	}
-	if names := dirNames(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("receive dir holds %v after a failed transfer", names)
 	}
 }
@@ -202,7 +189,7 @@ func TestTooLarge(t *testing.T) {
 	if !errors.Is(o.err, ErrTooLarge) || o.res.Size != 0 {
 		t.Errorf("received %+v, %v; want ErrTooLarge before any data", o.res, o.err)
 	}
-	if names := dirNames(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("receive dir holds %v after a rejection", names)
 	}
 }
@@ -239,7 +226,7 @@ func TestSendCancelled(t *testing.T) {
 	if o := waitOutcome(t, out); !errors.Is(o.err, ErrClosed) {
 		t.Errorf("received %+v, %v; want ErrClosed", o.res, o.err)
 	}
-	if names := dirNames(t, dst); len(names) != 0 {
+	if names := testenv.DirNames(t, dst); len(names) != 0 {
 		t.Errorf("receive dir holds %v after a cancelled transfer", names)
 	}
 }
