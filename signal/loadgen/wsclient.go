@@ -134,32 +134,48 @@ func (c *wsClient) write(op byte, payload []byte) error {
 	return err
 }
 
+// errInvalidFrame is a masked frame from the server, or one over
+// maxServerSize.
+var errInvalidFrame = errors.New("loadgen: invalid frame from the server")
+
+// frameHeader reads the header of the server frame at the start of b: its
+// length hlen and, once b holds all of it (len(b) >= hlen), the payload's
+// size. A masked frame or one over maxServerSize is errInvalidFrame.
+func frameHeader(b []byte) (hlen int, size uint64, err error) {
+	if len(b) < 2 {
+		return 2, 0, nil
+	}
+	switch n := b[1] & 0x7f; n {
+	case 126:
+		hlen = 4
+	case 127:
+		hlen = 10
+	default:
+		hlen, size = 2, uint64(n)
+	}
+	if len(b) < hlen {
+		return hlen, 0, nil
+	}
+	switch hlen {
+	case 4:
+		size = uint64(binary.BigEndian.Uint16(b[2:4]))
+	case 10:
+		size = binary.BigEndian.Uint64(b[2:10])
+	}
+	if b[1]&0x80 != 0 || size > maxServerSize {
+		return hlen, 0, errInvalidFrame
+	}
+	return hlen, size, nil
+}
+
 // serverFrame parses the server frame at the start of b: its first byte
 // (FIN and opcode), its payload (within b) and its length in b; n is 0
 // while b holds only part of it. A masked frame or one over maxServerSize
 // is an error.
 func serverFrame(b []byte) (h0 byte, payload []byte, n int, err error) {
-	if len(b) < 2 {
-		return 0, nil, 0, nil
-	}
-	hlen, size := 2, uint64(b[1]&0x7f)
-	switch size {
-	case 126:
-		if len(b) < 4 {
-			return 0, nil, 0, nil
-		}
-		hlen, size = 4, uint64(binary.BigEndian.Uint16(b[2:4]))
-	case 127:
-		if len(b) < 10 {
-			return 0, nil, 0, nil
-		}
-		hlen, size = 10, binary.BigEndian.Uint64(b[2:10])
-	}
-	if b[1]&0x80 != 0 || size > maxServerSize {
-		return 0, nil, 0, errors.New("loadgen: invalid frame from the server")
-	}
-	if uint64(len(b)-hlen) < size {
-		return 0, nil, 0, nil
+	hlen, size, err := frameHeader(b)
+	if err != nil || len(b) < hlen || uint64(len(b)-hlen) < size {
+		return 0, nil, 0, err
 	}
 	end := hlen + int(size) //nolint:gosec // G115: size ≤ maxServerSize.
 	return b[0], b[hlen:end], end, nil
@@ -207,34 +223,29 @@ func (c *wsClient) WriteText(msg []byte) error { return c.write(opText, msg) }
 func (c *wsClient) read() ([]byte, error) {
 	c.msg = c.msg[:0]
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		// The header's first two bytes tell its length.
+		hdr, err := c.br.Peek(2)
+		if err != nil {
 			return nil, err
 		}
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var e [2]byte
-			if _, err := io.ReadFull(c.br, e[:]); err != nil {
-				return nil, err
-			}
-			n = uint64(binary.BigEndian.Uint16(e[:]))
-		case 127:
-			var e [8]byte
-			if _, err := io.ReadFull(c.br, e[:]); err != nil {
-				return nil, err
-			}
-			n = binary.BigEndian.Uint64(e[:])
+		hlen, _, _ := frameHeader(hdr)
+		if hdr, err = c.br.Peek(hlen); err != nil {
+			return nil, err
 		}
-		if h[1]&0x80 != 0 || n > maxServerSize {
-			return nil, errors.New("loadgen: invalid frame from the server")
+		hlen, n, err := frameHeader(hdr)
+		if err != nil {
+			return nil, err
+		}
+		h0 := hdr[0]
+		if _, err := c.br.Discard(hlen); err != nil {
+			return nil, err
 		}
 		start := len(c.msg)
 		c.msg = append(c.msg, make([]byte, n)...)
 		if _, err := io.ReadFull(c.br, c.msg[start:]); err != nil {
 			return nil, err
 		}
-		switch op := h[0] & 0x0f; {
+		switch op := h0 & 0x0f; {
 		case op == opPing:
 			p := append([]byte(nil), c.msg[start:]...)
 			c.msg = c.msg[:start]
@@ -245,7 +256,7 @@ func (c *wsClient) read() ([]byte, error) {
 			return nil, errClosed
 		case op >= opClose:
 			c.msg = c.msg[:start]
-		case h[0]&0x80 != 0:
+		case h0&0x80 != 0:
 			return c.msg, nil
 		}
 	}
