@@ -1,25 +1,26 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/rtckit/rtckit/signal"
-
-	"github.com/rtckit/rtckit/internal/testenv"
 )
 
 // testTimeout bounds every run in these tests.
@@ -146,11 +147,17 @@ func TestRunInvalid(t *testing.T) {
 func TestRunHubGone(t *testing.T) {
 	for _, engine := range []Engine{EngineAuto, EngineGoroutines} {
 		t.Run(string(engine), func(t *testing.T) {
-			s, err := signal.NewServer(signal.Config{Hub: signal.HubConfig{Rate: -1}})
+			// The hub serves each WebSocket from goroutines on the
+			// listener's connections, so that offerWatch sees what it
+			// writes.
+			s, err := signal.NewServer(signal.Config{Hub: signal.HubConfig{Rate: -1}, Transport: signal.TransportGoroutines})
 			if err != nil {
 				t.Fatal(err)
 			}
-			ts := httptest.NewServer(s.Handler())
+			ts := httptest.NewUnstartedServer(s.Handler())
+			watch := newOfferWatch(ts.Listener, 20)
+			ts.Listener = watch
+			ts.Start()
 			defer ts.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
@@ -166,9 +173,10 @@ func TestRunHubGone(t *testing.T) {
 				done <- result{res, err}
 			}()
 			// Shut down once the pairs are sending.
-			deadline := time.Now().Add(testTimeout)
-			for offersRelayed(t, ts.URL) < 20 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			select {
+			case <-watch.reached:
+			case <-ctx.Done():
+				t.Fatalf("the hub relayed %d offers in %v, want 20", watch.seen.Load(), testTimeout)
 			}
 			sctx, scancel := context.WithTimeout(ctx, testTimeout)
 			defer scancel()
@@ -187,19 +195,50 @@ func TestRunHubGone(t *testing.T) {
 	}
 }
 
-// offersRelayed reads the video-offers the hub at base received from its
-// /metrics.
-func offersRelayed(t *testing.T, base string) int {
-	t.Helper()
-	_, b := testenv.Get(t, base+"/metrics")
-	const series = `rtckit_signal_messages_total{type="video-offer"} `
-	for line := range strings.Lines(b) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
-			n, _ := strconv.ParseFloat(v, 64) // a malformed count reads as 0
-			return int(n)
-		}
+// offerWatch is a listener whose connections count the video-offers the
+// hub writes to its clients (a server's frames are not masked, so their
+// JSON is on the wire as it is); reached is closed once want went out.
+type offerWatch struct {
+	net.Listener
+	want    int64
+	seen    atomic.Int64
+	once    sync.Once
+	reached chan struct{}
+}
+
+func newOfferWatch(l net.Listener, want int64) *offerWatch {
+	return &offerWatch{Listener: l, want: want, reached: make(chan struct{})}
+}
+
+func (w *offerWatch) Accept() (net.Conn, error) {
+	c, err := w.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
-	return 0
+	return &offerConn{Conn: c, w: w}, nil
+}
+
+// offerMark is what every relayed offer holds.
+var offerMark = []byte(`"video-offer"`)
+
+// offerConn counts offerMark in what is written to it, also across writes.
+type offerConn struct {
+	net.Conn
+	w    *offerWatch
+	mu   sync.Mutex
+	tail []byte // the last len(offerMark)-1 bytes written
+}
+
+func (c *offerConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	buf := append(c.tail, p...)
+	found := bytes.Count(buf, offerMark)
+	c.tail = append([]byte(nil), buf[max(0, len(buf)-len(offerMark)+1):]...)
+	c.mu.Unlock()
+	if found > 0 && c.w.seen.Add(int64(found)) >= c.w.want {
+		c.w.once.Do(func() { close(c.w.reached) })
+	}
+	return c.Conn.Write(p)
 }
 
 // TestRunPartialPairs: a hub that takes an odd number of connections
