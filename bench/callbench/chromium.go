@@ -193,9 +193,9 @@ func (c *chromiumPair) fileRun(ctx context.Context, index int, size int64, timeo
 		"target": c.calleeName, "size": size, "timeoutMs": timeout.Milliseconds(),
 	}))
 	if cpu := treeCPU(c.b.PID()) - cpu0; cpu > 0 {
-		ms, mbps := float64(cpu.Microseconds())/1000, float64(size)/1e6/(cpu.Seconds()/float64(cpus))
+		ms := float64(cpu.Microseconds()) / 1000
 		r.set(mBrowserCPU, &ms)
-		r.set(mCPUMBps, &mbps)
+		r.setCPUBound(size, cpu, cpus)
 	}
 	if err != nil {
 		r.Error = err.Error()

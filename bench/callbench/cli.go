@@ -314,7 +314,7 @@ func newCLISetupRun(index int, c cliCall) Run {
 		r.AnswererPhases = c.answerer.phases()
 		r.set(mAnswererAnswer, since(r.AnswererPhases, "offer", "answer"))
 	}
-	c.setTimes(&r)
+	r.setProcesses(c.wall, c.callerCPU, c.answererCPU)
 	_, framed := r.Metrics[mFirstFrame]
 	r.OK = c.err == nil && c.caller != nil && c.caller.OK && c.answerer != nil && c.answerer.OK && framed
 	r.Error = errText(c.err, c.caller, c.answerer)
@@ -322,17 +322,6 @@ func newCLISetupRun(index int, c cliCall) Run {
 		r.Error = "no first frame"
 	}
 	return r
-}
-
-// setTimes records the caller's wall-clock time and both processes' CPU
-// time.
-func (c cliCall) setTimes(r *Run) {
-	for name, d := range map[string]time.Duration{mWall: c.wall, mCallerCPU: c.callerCPU, mAnswererCPU: c.answererCPU} {
-		if d > 0 {
-			ms := float64(d.Microseconds()) / 1000
-			r.set(name, &ms)
-		}
-	}
 }
 
 // newCLIFileRun derives a file run from a call's reports: the sender's and
@@ -372,11 +361,8 @@ func newCLIFileRun(index int, c cliCall, cpus int) Run {
 			}
 		}
 	}
-	c.setTimes(&r)
-	if cpu := (c.callerCPU + c.answererCPU).Seconds() / float64(cpus); cpu > 0 && size > 0 {
-		mbps := float64(size) / 1e6 / cpu
-		r.set(mCPUMBps, &mbps)
-	}
+	r.setProcesses(c.wall, c.callerCPU, c.answererCPU)
+	r.setCPUBound(size, c.callerCPU+c.answererCPU, cpus)
 	r.OK = c.err == nil && sent != "" && sent == got
 	r.Error = errText(c.err, c.caller, c.answerer)
 	if r.Error == "" && !r.OK {

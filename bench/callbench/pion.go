@@ -27,16 +27,8 @@ func pionRun(ctx context.Context, index int, file string, size int64, loopback b
 	r.set(mSendMBps, positive(c.send.MBps))
 	r.set(mRecvMBps, positive(c.recv.MBps))
 	r.set(mTransfer, positive(c.send.TransferMS))
-	for name, d := range map[string]time.Duration{mWall: c.wall, mCallerCPU: c.sendCPU, mAnswererCPU: c.recvCPU} {
-		if d > 0 {
-			ms := float64(d.Microseconds()) / 1e3
-			r.set(name, &ms)
-		}
-	}
-	if cpu := (c.sendCPU + c.recvCPU).Seconds() / float64(cpus); cpu > 0 {
-		mbps := float64(size) / 1e6 / cpu
-		r.set(mCPUMBps, &mbps)
-	}
+	r.setProcesses(c.wall, c.sendCPU, c.recvCPU)
+	r.setCPUBound(size, c.sendCPU+c.recvCPU, cpus)
 	r.OK = c.err == nil && c.send.SHA256 != "" && c.send.SHA256 == c.recv.SHA256 && c.recv.Bytes == size
 	switch {
 	case c.err != nil:

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // schemaVersion is the version of the JSON records; it changes when a field
@@ -81,6 +82,26 @@ func newRun(test, pair string, index int) Run {
 func (r *Run) set(name string, v *float64) {
 	if v != nil {
 		r.Metrics[name] = round(*v)
+	}
+}
+
+// setProcesses records the caller's (the sender's) wall-clock time and
+// both processes' CPU time; a zero is not known.
+func (r *Run) setProcesses(wall, callerCPU, answererCPU time.Duration) {
+	for name, d := range map[string]time.Duration{mWall: wall, mCallerCPU: callerCPU, mAnswererCPU: answererCPU} {
+		if d > 0 {
+			ms := float64(d.Microseconds()) / 1000
+			r.set(name, &ms)
+		}
+	}
+}
+
+// setCPUBound records the rate at which cpus processors would move size
+// bytes if they spent cpu on it and nothing else limited them.
+func (r *Run) setCPUBound(size int64, cpu time.Duration, cpus int) {
+	if s := cpu.Seconds() / float64(cpus); s > 0 && size > 0 {
+		mbps := float64(size) / 1e6 / s
+		r.set(mCPUMBps, &mbps)
 	}
 }
 
